@@ -1,0 +1,127 @@
+"""Settings: the one place that reads the environment (prefix IMAGEEXTRACT_)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. See the README table for what each one does."""
+
+    model_config = SettingsConfigDict(env_prefix="IMAGEEXTRACT_", extra="ignore")
+
+    # Where things live. The embedded default needs no server.
+    data_dir: Path = Path("./data")
+    database_url: str | None = None  # default: sqlite://{data_dir}/imageextract.sqlite3
+    redis_url: str | None = None  # unset: in-process broker and pub/sub
+    redis_namespace: str = "imageextract"  # prefix of broker keys (separate deployments on one Redis)
+    storage_url: str | None = None  # unset: {data_dir}/files; s3://bucket[/prefix] for S3
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+
+    # HTTP
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str | None = None  # absolute URLs in webhooks; default http://{host}:{port}
+    secure_cookies: bool | None = None  # None: Secure only when the request is https
+    session_ttl_hours: int = 24 * 14
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)  # extra origins allowed for cookie mutations
+
+    # Worker
+    embedded_worker: bool = True  # run worker threads inside the API process (in-process broker only)
+    worker_threads: int = 4
+    worker_processes: int = 2
+    item_stuck_seconds: float = 600  # reconciler re-enqueues items running longer than this
+    reconcile_interval_seconds: float = 30.0
+
+    # Extraction engine
+    ssrf_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)  # CIDRs exempt from the SSRF guard (tests only)
+    fetch_connect_timeout: float = 10.0
+    fetch_read_timeout: float = 20.0
+    fetch_total_timeout: float = 60.0
+    max_page_bytes: int = 10 * 1024 * 1024
+    max_image_bytes: int = 50 * 1024 * 1024
+    document_max_pages: int = 1000
+    sandbox: bool = True
+
+    # Webhooks
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+    )
+    webhook_timeout_seconds: float = 10.0
+    webhook_disable_after_days: float = 5.0
+
+    # Guest and demo
+    guest_daily_jobs: int = 3
+    create_demo_account: bool = True
+
+    @field_validator("ssrf_allow", "allowed_origins", mode="before")
+    @classmethod
+    def _split_csv(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip()
+            if v.startswith("["):
+                return json.loads(v)
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("ssrf_allow")
+    @classmethod
+    def _check_cidrs(cls, v: list[str]) -> list[str]:
+        for cidr in v:
+            ipaddress.ip_network(cidr, strict=False)
+        return v
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _split_floats(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if v.strip().startswith("["):
+                return json.loads(v)
+            return [float(p) for p in v.split(",") if p.strip()]
+        return v
+
+    # Derived values -------------------------------------------------------------------------
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite://{(self.data_dir / 'imageextract.sqlite3').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def files_dir(self) -> Path:
+        return (self.data_dir / "files").resolve()
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def extract_options(self, **overrides: Any) -> Any:
+        """The engine's options built from these settings (the engine never reads the environment)."""
+        from imageextract.extract.types import ExtractOptions
+
+        values: dict[str, Any] = {
+            "ssrf_allow": tuple(ipaddress.ip_network(c, strict=False) for c in self.ssrf_allow),
+            "connect_timeout": self.fetch_connect_timeout,
+            "read_timeout": self.fetch_read_timeout,
+            "total_timeout": self.fetch_total_timeout,
+            "max_page_bytes": self.max_page_bytes,
+            "max_image_bytes": self.max_image_bytes,
+            "max_pages": self.document_max_pages,
+            "sandbox": self.sandbox,
+        }
+        values.update(overrides)
+        return ExtractOptions(**values)

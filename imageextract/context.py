@@ -1,0 +1,61 @@
+"""The transport-neutral request context every service receives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from imageextract.config import Settings
+    from imageextract.models import Account, ApiKey, Membership, User
+
+AuthMethod = Literal["api_key", "session", "guest"]
+
+
+@dataclass
+class Principal:
+    """Who is calling: an account reached through an API key or a browser session."""
+
+    method: AuthMethod
+    account: Account
+    role: str  # owner | admin | member (what the caller may do in `account`)
+    user: User | None = None
+    membership: Membership | None = None
+    api_key: ApiKey | None = None
+    session_id: str | None = None
+
+    @property
+    def account_id(self) -> str:
+        return str(self.account.id)
+
+    @property
+    def project_id(self) -> str | None:
+        """The project a project key is bound to (None for dashboard keys and sessions)."""
+        if self.api_key is not None and self.api_key.kind == "project":
+            return str(self.api_key.project_id)  # type: ignore[attr-defined]
+        return None
+
+
+@dataclass
+class Context:
+    """Everything a service may need besides its arguments. Built once per request or per task."""
+
+    settings: Settings
+    principal: Principal | None = None
+    client_ip: str | None = None
+    guest_token: str | None = None  # the guest cookie's value (owns guest jobs)
+    base_url: str | None = None  # the request's own origin, for absolute URLs
+    services: Any = None  # the app's runtime (storage, events, broker); see app.Runtime
+    loaders: dict[str, Any] = field(default_factory=dict)
+    enqueue: Callable[..., Any] | None = None
+    auth_error: Exception | None = None  # why credentials that were sent were refused
+
+    def require_principal(self) -> Principal:
+        from imageextract.errors import Unauthenticated
+
+        if self.auth_error is not None:
+            raise self.auth_error
+        if self.principal is None:
+            raise Unauthenticated("Authentication required: send 'Authorization: Bearer ie_live_...' or sign in.")
+        return self.principal

@@ -1,0 +1,69 @@
+"""Database configuration and migrations (Tortoise ORM, one migration history for SQLite and Postgres)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import Tortoise
+
+from imageextract.config import Settings
+
+APP_LABEL = "models"
+
+
+def tortoise_config(settings: Settings) -> dict[str, Any]:
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        connection: Any = {
+            "engine": "tortoise.backends.sqlite",
+            "credentials": {
+                "file_path": url.removeprefix("sqlite://"),
+                "journal_mode": "WAL",
+                "busy_timeout": 30000,
+            },
+        }
+    else:
+        connection = url.replace("postgresql://", "postgres://", 1)
+    return {
+        "connections": {"default": connection},
+        "apps": {
+            APP_LABEL: {
+                "models": ["imageextract.models"],
+                "default_connection": "default",
+                "migrations": "imageextract.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def init_db(settings: Settings) -> None:
+    await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()
+
+
+async def migrate(settings: Settings) -> None:
+    """Apply every pending migration (idempotent)."""
+    from tortoise.migrations.api import migrate as migrate_api
+
+    await migrate_api(config=tortoise_config(settings))
+    await Tortoise.close_connections()
+
+
+async def pending_model_changes(settings: Settings) -> list[str]:
+    """Names of migrations `makemigrations` would write now (empty when migrations cover the models)."""
+    from tortoise.migrations.autodetector import MigrationAutodetector
+
+    config = tortoise_config(settings)
+    ctx = await Tortoise.init(config=config)
+    try:
+        detector = MigrationAutodetector(ctx.apps, config["apps"])
+        writers = await detector.changes()
+        return [w.name for w in writers]
+    finally:
+        await Tortoise.close_connections()
