@@ -1,0 +1,390 @@
+"""Image discovery in an HTML document: pure, synchronous, no network.
+
+`discover(html, page_url)` walks the document once in order (selectolax/lexbor) and returns every image
+reference it can see: <img> src/srcset and lazy-load attributes, <picture>/<source>, <noscript> fallbacks,
+inline style and <style> background images, Open Graph / Twitter / itemprop images, icons, video posters,
+inline <svg> and data: URIs, all resolved against <base href>. It also returns the same-origin stylesheets the
+caller should fetch (`Discovery.stylesheets`). Duplicates are merged by absolute URL (see `merge`).
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote_to_bytes, urljoin, urlsplit, urlunsplit
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from imageextract.extract.css import urls_in_style_attribute, urls_in_stylesheet
+from imageextract.extract.srcset import SrcCandidate, parse_srcset, pick_best
+
+LAZY_SRC_ATTRS = ("data-src", "data-lazy-src", "data-original")
+LAZY_SRCSET_ATTRS = ("data-srcset", "data-lazy-srcset")
+META_IMAGE_KEYS = ("og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src")
+META_ALT_KEYS = {"og:image:alt", "twitter:image:alt"}
+ICON_RELS = frozenset({"icon", "apple-touch-icon", "apple-touch-icon-precomposed", "mask-icon"})
+# Which construct wins when one image is found several ways (a richer, more specific provenance first).
+CONSTRUCT_RANK = {"picture": 0, "srcset": 1, "img": 2, "svg": 3, "data-uri": 4, "video": 5, "meta": 6, "css": 7, "icon": 8}
+_TAB_NL = re.compile(r"[\t\n\r]")
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
+
+
+@dataclass
+class Found:
+    """One image reference on a page (before fetching)."""
+
+    url: str  # absolute http(s) URL, a data: URI, or "inline-svg:<sha256>" for inline <svg>
+    construct: str
+    order: int
+    alt_text: str | None = None
+    title: str | None = None
+    aria_label: str | None = None
+    is_lazy_loaded: bool = False
+    media_type: str | None = None  # declared (source type, link type, data: URI type)
+    variants: list[dict[str, Any]] = field(default_factory=list)
+    data: bytes | None = None  # inline SVG markup
+
+    @property
+    def is_remote(self) -> bool:
+        return self.url.startswith(("http://", "https://"))
+
+    def richness(self) -> tuple[int, int]:
+        filled = sum(1 for v in (self.alt_text, self.title, self.aria_label) if v)
+        return (filled, -CONSTRUCT_RANK.get(self.construct, 99))
+
+
+@dataclass
+class Discovery:
+    page_url: str
+    base_url: str
+    images: list[Found]
+    stylesheets: list[str]  # absolute same-origin stylesheet URLs, in document order
+
+
+def decode_html(data: bytes, charset: str | None = None) -> str:
+    """Decode page bytes: BOM, then the HTTP charset, then <meta charset>, then UTF-8 (with replacement)."""
+    for bom, enc in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if data.startswith(bom):
+            return data[len(bom) :].decode(enc, errors="replace")
+    candidates = [charset]
+    m = _META_CHARSET.search(data[:2048])
+    if m:
+        candidates.append(m.group(1).decode("ascii", "replace"))
+    for enc in candidates:
+        if not enc:
+            continue
+        try:
+            return data.decode(enc, errors="replace")
+        except LookupError:
+            continue
+    return data.decode("utf-8", errors="replace")
+
+
+def decode_data_uri(uri: str) -> tuple[str, bytes]:
+    """(media type, bytes) of a data: URI; raises ValueError when malformed."""
+    header, sep, payload = uri[5:].partition(",")
+    if not sep:
+        raise ValueError("data: URI without a comma")
+    params = [p.strip() for p in header.split(";")]
+    is_base64 = bool(params) and params[-1].lower() == "base64"
+    if is_base64:
+        params = params[:-1]
+    media = (params[0].lower() if params and params[0] else "text/plain") or "text/plain"
+    raw = unquote_to_bytes(payload)
+    if is_base64:
+        cleaned = re.sub(rb"[\t\n\f\r ]", b"", raw)
+        cleaned += b"=" * (-len(cleaned) % 4)
+        try:
+            raw = base64.b64decode(cleaned, validate=True)
+        except ValueError as exc:
+            raise ValueError(f"bad base64 in data: URI: {exc}") from None
+    return media, raw
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = " ".join(value.split())
+    return value or None
+
+
+class _Walker:
+    def __init__(self, page_url: str) -> None:
+        self.page_url = page_url
+        self.base_url = page_url
+        self.found: list[Found] = []
+        self.stylesheets: list[str] = []
+        self._meta_alt: dict[str, str] = {}
+
+    # URL helpers -----------------------------------------------------------------------------
+
+    def resolve(self, value: str | None, base: str | None = None) -> str | None:
+        if value is None:
+            return None
+        value = _TAB_NL.sub("", value).strip(" \x0c")
+        if not value or value.startswith("#"):
+            return None
+        if value[:5].lower() == "data:":
+            return "data:" + value[5:]
+        try:
+            absolute = urljoin(base or self.base_url, value)
+            parts = urlsplit(absolute)
+        except ValueError:
+            return None
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            return None
+        return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query, ""))
+
+    def add(self, url: str | None, construct: str, **fields: Any) -> Found | None:
+        if url is None:
+            return None
+        if url.startswith("data:"):
+            construct = "data-uri"
+            if not fields.get("media_type"):
+                fields["media_type"] = url[5:].split(",", 1)[0].split(";", 1)[0].strip().lower() or None
+        f = Found(url=url, construct=construct, order=len(self.found), **fields)
+        self.found.append(f)
+        return f
+
+    # The walk --------------------------------------------------------------------------------
+
+    def walk(self, tree: LexborHTMLParser, *, from_noscript: bool = False) -> None:
+        if not from_noscript:
+            base = tree.css_first("base[href]")
+            if base is not None:
+                resolved = self.resolve(base.attributes.get("href"), self.page_url)
+                if resolved:
+                    self.base_url = resolved
+            for meta in tree.css("meta"):
+                key = (meta.attributes.get("property") or meta.attributes.get("name") or "").strip().lower()
+                if key in META_ALT_KEYS and meta.attributes.get("content"):
+                    self._meta_alt.setdefault(key.split(":")[0], meta.attributes.get("content") or "")
+        root = tree.root
+        if root is None:
+            return
+        for node in root.traverse(include_text=False):
+            self.visit(node, from_noscript=from_noscript)
+
+    def visit(self, node: LexborNode, *, from_noscript: bool) -> None:
+        tag = node.tag
+        if tag is None or tag.startswith("-"):
+            return
+        if tag == "svg":
+            if not _has_ancestor(node, {"svg"}):
+                self.inline_svg(node)
+            return
+        if _has_ancestor(node, {"svg", "template"}):
+            return
+        attrs = node.attributes
+        style = attrs.get("style")
+        if style and "url(" in style.lower():
+            for u in urls_in_style_attribute(style):
+                self.add(self.resolve(u), "css", **_labels(node))
+        if tag == "img":
+            if node.parent is None or node.parent.tag != "picture":
+                self.img(node)
+        elif tag == "picture":
+            self.picture(node)
+        elif tag == "noscript":
+            # Parsed as a browser running scripts does, <noscript> holds raw text: the fallback markup.
+            inner = node.text(deep=True)
+            if inner and "<" in inner and not from_noscript:
+                self.walk(_parse(inner), from_noscript=True)
+        elif tag == "style":
+            css = urls_in_stylesheet(node.text(deep=True) or "")
+            for u in css.images:
+                self.add(self.resolve(u), "css")
+            for imp in css.imports:
+                self.stylesheet(self.resolve(imp))
+        elif tag == "link":
+            self.link(node)
+        elif tag == "meta":
+            self.meta(node)
+        elif tag == "video":
+            self.add(self.resolve(attrs.get("poster")), "video", **_labels(node))
+        if tag not in ("img", "meta") and "image" in (attrs.get("itemprop") or "").lower().split():
+            self.add(self.resolve(attrs.get("href") or attrs.get("src")), "meta", **_labels(node))
+
+    def img(self, node: LexborNode) -> None:
+        cands, lazy = _img_candidates(node)
+        self.group(cands, "img", node, lazy=lazy)
+
+    def picture(self, node: LexborNode) -> None:
+        cands: list[SrcCandidate] = []
+        lazy = False
+        img_node: LexborNode | None = None
+        for child in node.iter(include_text=False):
+            if child.tag == "source":
+                a = child.attributes
+                media, typ = _clean(a.get("media")), _clean(a.get("type"))
+                for attr in (*LAZY_SRCSET_ATTRS, "srcset"):
+                    if a.get(attr):
+                        lazy = lazy or attr != "srcset"
+                        cands.extend(parse_srcset(a.get(attr) or "", media=media, type=typ, attribute=attr))
+                        break
+            elif child.tag == "img" and img_node is None:
+                img_node = child
+                img_cands, img_lazy = _img_candidates(child)
+                cands.extend(img_cands)
+                lazy = lazy or img_lazy
+        self.group(cands, "picture", img_node or node, lazy=lazy)
+
+    def group(self, cands: list[SrcCandidate], construct: str, node: LexborNode, *, lazy: bool) -> None:
+        resolved = [(c, self.resolve(c.url)) for c in cands]
+        resolved = [(c, u) for c, u in resolved if u]
+        if not resolved:
+            return
+        best, others = pick_best([c for c, _ in resolved])
+        url_of = {id(c): u for c, u in resolved}
+        if construct == "img" and best.attribute in ("srcset", *LAZY_SRCSET_ATTRS):
+            construct = "srcset"
+        variants: list[dict[str, Any]] = []
+        seen = {url_of[id(best)]}
+        for c in others:
+            u = url_of[id(c)]
+            if u not in seen:
+                seen.add(u)
+                variants.append(c.as_variant(u))
+        self.add(url_of[id(best)], construct, is_lazy_loaded=lazy, variants=variants, media_type=best.type, **_labels(node))
+
+    def link(self, node: LexborNode) -> None:
+        a = node.attributes
+        rels = set((a.get("rel") or "").lower().split())
+        href = a.get("href")
+        if "stylesheet" in rels and "alternate" not in rels:
+            self.stylesheet(self.resolve(href))
+        if rels & ICON_RELS:
+            self.add(self.resolve(href), "icon", media_type=_clean(a.get("type")), **_labels(node))
+        if "image_src" in rels:
+            self.add(self.resolve(href), "meta", media_type=_clean(a.get("type")))
+
+    def meta(self, node: LexborNode) -> None:
+        a = node.attributes
+        content = a.get("content")
+        key = (a.get("property") or a.get("name") or "").strip().lower()
+        if key in META_IMAGE_KEYS:
+            alt = self._meta_alt.get(key.split(":")[0])
+            self.add(self.resolve(content), "meta", alt_text=_clean(alt))
+        elif "image" in (a.get("itemprop") or "").lower().split():
+            self.add(self.resolve(content), "meta")
+
+    def inline_svg(self, node: LexborNode) -> None:
+        markup = node.html or ""
+        if not markup:
+            return
+        head = markup[: markup.find(">") + 1]
+        if "xmlns=" not in head:
+            markup = markup.replace("<svg", '<svg xmlns="http://www.w3.org/2000/svg"', 1)
+        if "xlink:" in markup and "xmlns:xlink" not in head:
+            markup = markup.replace("<svg", '<svg xmlns:xlink="http://www.w3.org/1999/xlink"', 1)
+        data = markup.encode("utf-8")
+        title_node = node.css_first("title")
+        labels = _labels(node)
+        if not labels.get("title") and title_node is not None:
+            labels["title"] = _clean(title_node.text(deep=True))
+        digest = hashlib.sha256(data).hexdigest()
+        self.add(f"inline-svg:{digest}", "svg", data=data, media_type="image/svg+xml", **labels)
+
+    def stylesheet(self, url: str | None) -> None:
+        if url and same_origin(url, self.page_url) and url not in self.stylesheets:
+            self.stylesheets.append(url)
+
+
+def _parse(html: str) -> LexborHTMLParser:
+    """Parse like a browser with scripting on: <head> stays intact and <noscript> content is raw text."""
+    return LexborHTMLParser(html, scripting=True)
+
+
+def _img_candidates(node: LexborNode) -> tuple[list[SrcCandidate], bool]:
+    a = node.attributes
+    lazy = (a.get("loading") or "").strip().lower() == "lazy"
+    cands: list[SrcCandidate] = []
+    lazy_src = next((name for name in LAZY_SRC_ATTRS if (a.get(name) or "").strip()), None)
+    lazy_srcset = next((name for name in LAZY_SRCSET_ATTRS if (a.get(name) or "").strip()), None)
+    if lazy_srcset:
+        cands.extend(parse_srcset(a.get(lazy_srcset) or "", attribute=lazy_srcset))
+    elif (a.get("srcset") or "").strip():
+        cands.extend(parse_srcset(a.get("srcset") or "", attribute="srcset"))
+    src = (a.get("src") or "").strip()
+    placeholder = bool(lazy_src or lazy_srcset) and (not src or src.lower().startswith("data:"))
+    if lazy_src:
+        cands.append(SrcCandidate(url=a.get(lazy_src) or "", attribute=lazy_src))
+    if src and not placeholder:
+        cands.append(SrcCandidate(url=src, attribute="src"))
+    return cands, lazy or bool(lazy_src or lazy_srcset)
+
+
+def _labels(node: LexborNode) -> dict[str, Any]:
+    a = node.attributes
+    return {"alt_text": _clean(a.get("alt")), "title": _clean(a.get("title")), "aria_label": _clean(a.get("aria-label"))}
+
+
+def _has_ancestor(node: LexborNode, tags: set[str]) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent.tag in tags:
+            return True
+        parent = parent.parent
+    return False
+
+
+def same_origin(a: str, b: str) -> bool:
+    pa, pb = urlsplit(a), urlsplit(b)
+    return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
+
+
+def merge(found: list[Found]) -> list[Found]:
+    """Dedupe by URL. The richest occurrence (most labels, then most specific construct) gives the construct;
+    missing labels are filled from the others; variants are united; lazy if any occurrence was lazy."""
+    groups: dict[str, list[Found]] = {}
+    for f in found:
+        groups.setdefault(f.url, []).append(f)
+    merged: list[Found] = []
+    for items in groups.values():
+        first = items[0]
+        primary = max(items, key=lambda f: (f.richness(), -f.order))
+        out = Found(
+            url=first.url,
+            construct=primary.construct,
+            order=first.order,
+            alt_text=primary.alt_text,
+            title=primary.title,
+            aria_label=primary.aria_label,
+            is_lazy_loaded=any(f.is_lazy_loaded for f in items),
+            media_type=primary.media_type or next((f.media_type for f in items if f.media_type), None),
+            data=first.data,
+        )
+        seen = {out.url}
+        for f in sorted(items, key=lambda f: f is not primary):
+            for name in ("alt_text", "title", "aria_label"):
+                if getattr(out, name) is None and getattr(f, name):
+                    setattr(out, name, getattr(f, name))
+            for v in f.variants:
+                if v["url"] not in seen:
+                    seen.add(v["url"])
+                    out.variants.append(v)
+        merged.append(out)
+    return merged
+
+
+def discover(html: str, page_url: str) -> Discovery:
+    walker = _Walker(page_url)
+    walker.walk(_parse(html))
+    return Discovery(page_url=page_url, base_url=walker.base_url, images=merge(walker.found), stylesheets=walker.stylesheets)
+
+
+def css_images(css: bytes, css_url: str, *, charset: str | None, order_start: int) -> tuple[list[Found], list[str]]:
+    """Images (construct "css", resolved against the stylesheet's URL) and @import URLs in a fetched stylesheet."""
+    walker = _Walker(css_url)
+    parsed = urls_in_stylesheet(css, charset=charset)
+    out: list[Found] = []
+    for u in parsed.images:
+        resolved = walker.resolve(u)
+        if resolved:
+            out.append(Found(url=resolved, construct="data-uri" if resolved.startswith("data:") else "css", order=order_start + len(out)))
+    imports = [r for r in (walker.resolve(u) for u in parsed.imports) if r]
+    return out, imports

@@ -1,0 +1,152 @@
+"""WHATWG `srcset` parsing and best-candidate selection.
+
+`parse_srcset(value)` follows the HTML standard's "parse a srcset attribute" algorithm, so a data: URI keeps
+the commas inside it (only trailing commas end a URL) and descriptors may hold parenthesised commas.
+Invalid candidates (bad or duplicate descriptors) are dropped, as browsers do.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_WS = " \t\n\r\x0c"
+_INT = re.compile(r"^[0-9]+$")
+_FLOAT = re.compile(r"^-?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
+
+
+@dataclass(frozen=True)
+class SrcCandidate:
+    url: str  # as written (relative URLs are resolved by the caller)
+    width: int | None = None  # the "w" descriptor
+    density: float | None = None  # the "x" descriptor
+    media: str | None = None  # from <source media>
+    type: str | None = None  # from <source type>
+    attribute: str = "srcset"  # where it came from: srcset, data-srcset, src, data-src, ...
+
+    @property
+    def descriptor(self) -> str | None:
+        if self.width is not None:
+            return f"{self.width}w"
+        if self.density is not None:
+            return f"{self.density:g}x"
+        return None
+
+    def sort_key(self) -> tuple[int, float]:
+        """Largest "w" first, then largest "x" (no descriptor counts as 1x)."""
+        return (self.width if self.width is not None else -1, self.density if self.density is not None else 1.0)
+
+    def as_variant(self, absolute_url: str) -> dict[str, Any]:
+        return {
+            "url": absolute_url,
+            "descriptor": self.descriptor,
+            "width": self.width,
+            "density": self.density,
+            "media": self.media,
+            "type": self.type,
+        }
+
+
+def parse_srcset(value: str, *, media: str | None = None, type: str | None = None, attribute: str = "srcset") -> list[SrcCandidate]:
+    out: list[SrcCandidate] = []
+    pos, n = 0, len(value)
+    while True:
+        while pos < n and (value[pos] in _WS or value[pos] == ","):
+            pos += 1
+        if pos >= n:
+            return out
+        start = pos
+        while pos < n and value[pos] not in _WS:
+            pos += 1
+        url = value[start:pos]
+        descriptors: list[str] = []
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:
+            pos, descriptors = _tokenize_descriptors(value, pos)
+        cand = _apply_descriptors(url, descriptors, media, type, attribute)
+        if cand is not None and url:
+            out.append(cand)
+
+
+def _tokenize_descriptors(value: str, pos: int) -> tuple[int, list[str]]:
+    n = len(value)
+    while pos < n and value[pos] in _WS:
+        pos += 1
+    descriptors: list[str] = []
+    current = ""
+    state = "in"
+    while True:
+        c = value[pos] if pos < n else ""
+        if state == "in":
+            if c and c in _WS:
+                if current:
+                    descriptors.append(current)
+                current, state = "", "after"
+            elif c == ",":
+                pos += 1
+                if current:
+                    descriptors.append(current)
+                return pos, descriptors
+            elif c == "(":
+                current += c
+                state = "parens"
+            elif c == "":
+                if current:
+                    descriptors.append(current)
+                return pos, descriptors
+            else:
+                current += c
+        elif state == "parens":
+            if c == ")":
+                current += c
+                state = "in"
+            elif c == "":
+                descriptors.append(current)
+                return pos, descriptors
+            else:
+                current += c
+        else:  # after a descriptor
+            if c == "":
+                return pos, descriptors
+            if c not in _WS:
+                state = "in"
+                continue  # reconsume
+        pos += 1
+
+
+def _apply_descriptors(
+    url: str, descriptors: list[str], media: str | None, type: str | None, attribute: str
+) -> SrcCandidate | None:
+    width: int | None = None
+    density: float | None = None
+    height: int | None = None
+    for d in descriptors:
+        value, kind = d[:-1], d[-1:].lower()
+        if kind == "w" and _INT.match(value) and width is None and density is None:
+            width = int(value)
+            if width == 0:
+                return None
+        elif kind == "x" and _FLOAT.match(value) and width is None and density is None and height is None:
+            density = float(value)
+            if density < 0:
+                return None
+        elif kind == "h" and _INT.match(value) and height is None and density is None:
+            height = int(value)
+            if height == 0:
+                return None
+        else:
+            return None
+    if height is not None and width is None:
+        return None
+    return SrcCandidate(url=url, width=width, density=density, media=media, type=type, attribute=attribute)
+
+
+def pick_best(candidates: list[SrcCandidate]) -> tuple[SrcCandidate, list[SrcCandidate]]:
+    """The largest candidate (by "w", then "x"; the first wins ties) and the others in document order."""
+    best = candidates[0]
+    for c in candidates[1:]:
+        if c.sort_key() > best.sort_key():
+            best = c
+    return best, [c for c in candidates if c is not best]
