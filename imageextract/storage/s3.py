@@ -1,0 +1,96 @@
+"""S3 storage through aioboto3: one client per process, opened by the runtime, streamed reads."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from imageextract.storage import CHUNK_SIZE, StorageNotFound, check_key
+
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+def _is_missing(exc: Exception) -> bool:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code")) in _MISSING
+
+
+class S3Storage:
+    def __init__(self, *, bucket: str, prefix: str = "", endpoint_url: str | None = None, region: str = "us-east-1",
+                 access_key_id: str | None = None, secret_access_key: str | None = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self._client_args: dict[str, Any] = {"endpoint_url": endpoint_url, "region_name": region}
+        if access_key_id:
+            self._client_args.update(aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key)
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._client: Any = None
+
+    async def open(self) -> None:
+        import aioboto3
+
+        self._stack = contextlib.AsyncExitStack()
+        self._client = await self._stack.enter_async_context(aioboto3.Session().client("s3", **self._client_args))
+
+    async def close(self) -> None:
+        if self._stack is not None:
+            await self._stack.aclose()
+        self._stack = self._client = None
+
+    def _key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            raise RuntimeError("S3Storage is not open")
+        return self._client
+
+    async def put(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
+        extra = {"ContentType": content_type} if content_type else {}
+        await self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
+
+    async def size(self, key: str) -> int | None:
+        try:
+            head = await self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            if _is_missing(exc):
+                return None
+            raise
+        return int(head["ContentLength"])
+
+    async def exists(self, key: str) -> bool:
+        return await self.size(key) is not None
+
+    async def _get_object(self, key: str) -> Any:
+        try:
+            return await self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            if _is_missing(exc):
+                raise StorageNotFound(key) from None
+            raise
+
+    async def get(self, key: str) -> bytes:
+        obj = await self._get_object(key)
+        body = obj["Body"]
+        try:
+            return await body.read()
+        finally:
+            body.close()
+
+    async def stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
+        obj = await self._get_object(key)
+        body = obj["Body"]  # aiobotocore StreamingBody; closing it releases the connection even mid-stream
+        try:
+            async for chunk in body.iter_chunks(chunk_size):
+                yield chunk
+        finally:
+            body.close()
+
+    async def delete(self, key: str) -> None:
+        await self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def describe(self, key: str) -> str | None:
+        return f"s3://{self.bucket}/{self._key(key)}"
