@@ -1,0 +1,156 @@
+"""The `imageextract` command: serve | worker | migrate | admin | extract."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from imageextract.config import Settings
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from imageextract import db
+    from imageextract.app import create_app
+
+    if args.host:
+        settings.host = args.host
+    if args.port:
+        settings.port = args.port
+    asyncio.run(_prepare(settings, migrate=not args.no_migrate))
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                lifespan="on", ws="websockets-sansio" if _has_sansio() else "auto")
+    del db
+    return 0
+
+
+def _has_sansio() -> bool:
+    try:
+        import uvicorn.protocols.websockets.websockets_sansio_impl  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+async def _prepare(settings: Settings, *, migrate: bool) -> None:
+    """Migrate, and on the very first start create a demo account and print its key."""
+    from imageextract import db
+
+    if migrate:
+        await db.migrate(settings)
+    if not settings.create_demo_account:
+        return
+    await db.init_db(settings)
+    try:
+        from imageextract.models import Account
+        from imageextract.services.admin import create_account_with_key
+
+        if not await Account.exists():
+            created = await create_account_with_key(
+                name="Demo", email="demo@imageextract.local", password=None, plan="pro", credits=None
+            )
+            print("=" * 72, flush=True)
+            print("Demo account created. Its API key is shown this once:", flush=True)
+            print(f"  {created['api_key']}", flush=True)
+            print(f"  curl -H 'Authorization: Bearer {created['api_key']}' http://{settings.host}:{settings.port}/api/v1/account",
+                  flush=True)
+            print("=" * 72, flush=True)
+    finally:
+        await db.close_db()
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from imageextract import db
+
+    asyncio.run(db.migrate(settings))
+    print("migrations applied", flush=True)
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from imageextract.tasks.worker import run_worker
+
+    return run_worker(settings, processes=args.processes, threads=args.threads)
+
+
+def _admin_create_account(args: argparse.Namespace, settings: Settings) -> int:
+    from imageextract import db
+    from imageextract.errors import DomainError
+    from imageextract.services.admin import create_account_with_key
+
+    async def run() -> dict[str, Any]:
+        await db.init_db(settings)
+        try:
+            return await create_account_with_key(
+                name=args.name, email=args.email, password=args.password, plan=args.plan, credits=args.credits
+            )
+        finally:
+            await db.close_db()
+
+    try:
+        created = asyncio.run(run())
+    except DomainError as exc:
+        print(json.dumps({"error": {"code": exc.code, "message": exc.message, "details": exc.details}}),
+              file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(created))
+    else:
+        for k, v in created.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imageextract", description="ImageExtract service and tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API (with an embedded worker on the in-process broker)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--no-migrate", action="store_true", help="skip applying migrations at start")
+    serve.set_defaults(func=_serve)
+
+    worker = sub.add_parser("worker", help="run Dramatiq worker processes (Redis broker)")
+    worker.add_argument("--processes", type=int)
+    worker.add_argument("--threads", type=int)
+    worker.set_defaults(func=_worker)
+
+    mig = sub.add_parser("migrate", help="apply database migrations")
+    mig.set_defaults(func=_migrate)
+
+    admin = sub.add_parser("admin", help="administrative commands")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    ca = admin_sub.add_parser("create-account", help="create an account with a Default project and an API key")
+    ca.add_argument("--name", required=True)
+    ca.add_argument("--email", required=True)
+    ca.add_argument("--password")
+    ca.add_argument("--plan", default="free", choices=["free", "starter", "pro", "scale", "agency"])
+    ca.add_argument("--credits", type=int)
+    ca.add_argument("--json", action="store_true")
+    ca.set_defaults(func=_admin_create_account)
+
+    ex = sub.add_parser("extract", help="extract images from URLs or local files (no server needed)",
+                        add_help=False)
+    ex.add_argument("rest", nargs=argparse.REMAINDER)
+    ex.set_defaults(func=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "extract":
+        from imageextract.extract.cli import main as extract_main
+
+        return extract_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    return int(args.func(args, settings) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""GraphQL field functions per domain: parse, call the service, map to schema types."""

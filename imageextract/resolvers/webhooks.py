@@ -1,0 +1,65 @@
+"""Resolvers for webhook endpoints and deliveries (the same services as the REST routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from imageextract.schema.context import GQLContext
+from imageextract.schema.job_types import CreatedWebhook, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from imageextract.services import webhooks
+
+GInfo = Info[GQLContext, None]
+
+
+def _endpoint(e: Any) -> WebhookEndpoint:
+    return WebhookEndpoint(id=strawberry.ID(e.id), url=e.url, subscribed_events=list(e.subscribed_events),
+                           status=e.status, disabled_reason=e.disabled_reason, created_at=e.created_at)
+
+
+def _delivery(d: Any, attempts: list[Any] | None = None) -> WebhookDelivery:
+    return WebhookDelivery(
+        id=strawberry.ID(d.id), event_type=d.event_type, status=d.status, attempt=d.attempt, url=d.url,
+        last_status_code=d.last_status_code, last_error=d.last_error, created_at=d.created_at, payload=d.payload,
+        attempts=None if attempts is None else [
+            WebhookAttempt(attempt=a.attempt, status_code=a.status_code, duration_ms=a.duration_ms, error=a.error,
+                           created_at=a.created_at) for a in attempts],
+    )
+
+
+async def webhook_endpoints(info: GInfo, project_id: strawberry.ID) -> list[WebhookEndpoint]:
+    return [_endpoint(e) for e in await webhooks.list_endpoints(info.context.ctx, str(project_id))]
+
+
+async def webhook_deliveries(info: GInfo, project_id: strawberry.ID, limit: int = 50) -> list[WebhookDelivery]:
+    return [_delivery(d) for d in await webhooks.list_deliveries(info.context.ctx, str(project_id), limit=limit)]
+
+
+async def webhook_delivery(info: GInfo, project_id: strawberry.ID, id: strawberry.ID) -> WebhookDelivery:
+    d, attempts = await webhooks.get_delivery(info.context.ctx, str(project_id), str(id))
+    return _delivery(d, attempts)
+
+
+async def create_webhook(info: GInfo, project_id: strawberry.ID, url: str,
+                         subscribed_events: list[str] | None = None) -> CreatedWebhook:
+    e = await webhooks.create_endpoint(info.context.ctx, str(project_id), url=url, subscribed_events=subscribed_events)
+    return CreatedWebhook(webhook=_endpoint(e), secret=e.secret)
+
+
+async def update_webhook(info: GInfo, project_id: strawberry.ID, id: strawberry.ID, url: str | None = None,
+                         subscribed_events: list[str] | None = None, status: str | None = None) -> WebhookEndpoint:
+    changes = {k: v for k, v in (("url", url), ("subscribed_events", subscribed_events), ("status", status))
+               if v is not None}
+    return _endpoint(await webhooks.update_endpoint(info.context.ctx, str(project_id), str(id), changes=changes))
+
+
+async def delete_webhook(info: GInfo, project_id: strawberry.ID, id: strawberry.ID) -> bool:
+    await webhooks.delete_endpoint(info.context.ctx, str(project_id), str(id))
+    return True
+
+
+async def test_webhook(info: GInfo, project_id: strawberry.ID, id: strawberry.ID) -> strawberry.ID:
+    d = await webhooks.send_test(info.context.ctx, str(project_id), str(id))
+    return strawberry.ID(d.id)

@@ -1,0 +1,1 @@
+"""The documented REST routes (shared/spec/000), served on the same services as GraphQL."""

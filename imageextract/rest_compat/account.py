@@ -1,0 +1,53 @@
+"""/api/v1/account*: summary, credits, ledger, limits, usage."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from imageextract.rest_compat.common import authed_context, int_param
+from imageextract.rest_compat.serializers import ledger_json
+from imageextract.services import accounts, ledger, usage
+from imageextract.services.plans import get_plan
+
+
+async def get_account(request: Request) -> JSONResponse:
+    ctx = await authed_context(request)
+    return JSONResponse(await accounts.account_summary(ctx))
+
+
+async def get_credits(request: Request) -> JSONResponse:
+    ctx = await authed_context(request)
+    account = await accounts.get_account(ctx)
+    return JSONResponse({"account_id": account.id, "plan": account.plan, "credits": account.credits})
+
+
+async def get_ledger(request: Request) -> JSONResponse:
+    ctx = await authed_context(request)
+    limit = int_param(request, "limit", 50, lo=1, hi=500)
+    principal = ctx.require_principal()
+    entries = await ledger.recent_entries(account_id=principal.account_id, limit=limit)
+    return JSONResponse({"account_id": principal.account_id, "entries": [ledger_json(e) for e in entries]})
+
+
+async def get_limits(request: Request) -> JSONResponse:
+    ctx = await authed_context(request)
+    account = await accounts.get_account(ctx)
+    return JSONResponse({"account_id": account.id, "limits": get_plan(account.plan).limits()})
+
+
+async def get_usage(request: Request) -> JSONResponse:
+    ctx = await authed_context(request)
+    since = usage.parse_instant(request.query_params.get("since"), field="since")
+    until = usage.parse_instant(request.query_params.get("until"), field="until")
+    return JSONResponse(await usage.account_usage(ctx, since=since, until=until))
+
+
+routes = [
+    Route("/api/v1/account", get_account, methods=["GET"]),
+    Route("/api/v1/account/credits", get_credits, methods=["GET"]),
+    Route("/api/v1/account/credits/ledger", get_ledger, methods=["GET"]),
+    Route("/api/v1/account/limits", get_limits, methods=["GET"]),
+    Route("/api/v1/account/usage", get_usage, methods=["GET"]),
+]

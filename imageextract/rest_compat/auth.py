@@ -1,0 +1,81 @@
+"""Browser sign-up, login and logout (sessions backed by a server-side row)."""
+
+from __future__ import annotations
+
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from imageextract.rest_compat.common import build_context, iso, json_body
+from imageextract.services import accounts, auth
+
+
+def _secure(request: HTTPConnection) -> bool:
+    configured = request.app.state.runtime.settings.secure_cookies
+    return configured if configured is not None else request.url.scheme == "https"
+
+
+def _session_response(request: Request, result: auth.LoginResult, status: int = 200) -> JSONResponse:
+    response = JSONResponse(
+        {
+            "user": {"id": result.user.id, "email": result.user.email, "name": result.user.name},
+            "account": {"id": result.account.id, "name": result.account.name, "slug": result.account.slug},
+            "expires_at": iso(result.expires_at),
+        },
+        status_code=status,
+    )
+    set_session_cookie(request, response, result)
+    return response
+
+
+def set_session_cookie(request: HTTPConnection, response: Response, result: auth.LoginResult) -> None:
+    max_age = int((result.expires_at - result.session.created_at).total_seconds())
+    response.set_cookie(
+        auth.SESSION_COOKIE, result.token, max_age=max_age, httponly=True, secure=_secure(request),
+        samesite="lax", path="/",
+    )
+
+
+def clear_session_cookie(request: HTTPConnection, response: Response) -> None:
+    response.delete_cookie(auth.SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=_secure(request))
+
+
+async def signup(request: Request) -> JSONResponse:
+    ctx = await build_context(request, check_csrf=False)
+    body = await json_body(request)
+    password = body.get("password")
+    if not isinstance(password, str):
+        from imageextract.errors import ValidationError
+
+        raise ValidationError("password is required", details={"field": "password"})
+    await accounts.create_account(
+        name=body.get("name") or body.get("email", ""), email=body.get("email", ""), password=password,
+    )
+    result = await auth.login(ctx, email=body["email"], password=password,
+                              user_agent=request.headers.get("user-agent", ""))
+    return _session_response(request, result, status=201)
+
+
+async def login(request: Request) -> JSONResponse:
+    ctx = await build_context(request, check_csrf=False)
+    body = await json_body(request)
+    result = await auth.login(
+        ctx, email=str(body.get("email") or ""), password=str(body.get("password") or ""),
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    return _session_response(request, result)
+
+
+async def logout(request: Request) -> JSONResponse:
+    ctx = await build_context(request)
+    revoked = await auth.logout(ctx)
+    response = JSONResponse({"logged_out": revoked})
+    clear_session_cookie(request, response)
+    return response
+
+
+routes = [
+    Route("/api/auth/signup", signup, methods=["POST"]),
+    Route("/api/auth/login", login, methods=["POST"]),
+    Route("/api/auth/logout", logout, methods=["POST"]),
+]

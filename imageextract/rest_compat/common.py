@@ -1,0 +1,84 @@
+"""Request parsing shared by the REST handlers: context, JSON bodies, query parameters."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import HTTPConnection, Request
+
+from imageextract.context import Context
+from imageextract.errors import ValidationError
+from imageextract.services import auth
+
+MAX_JSON_BODY = 1024 * 1024
+
+
+def client_ip(conn: HTTPConnection) -> str | None:
+    return conn.client.host if conn.client else None
+
+
+def request_origin(conn: HTTPConnection) -> str:
+    return f"{conn.url.scheme}://{conn.url.netloc}"
+
+
+async def build_context(conn: HTTPConnection, *, check_csrf: bool = True) -> Context:
+    """Authenticate the caller (bearer key or session cookie) and build the service context."""
+    runtime = conn.app.state.runtime
+    principal = await auth.authenticate(
+        authorization=conn.headers.get("authorization"),
+        session_token=conn.cookies.get(auth.SESSION_COOKIE),
+    )
+    if principal is not None and principal.method == "session" and check_csrf:
+        # A websocket handshake is a GET that browsers send cross-site with cookies: check it like a POST.
+        auth.check_origin(
+            method=conn.method if isinstance(conn, Request) else "WEBSOCKET", origin=conn.headers.get("origin"), referer=conn.headers.get("referer"),
+            sec_fetch_site=conn.headers.get("sec-fetch-site"), host_origin=request_origin(conn),
+            allowed=runtime.settings.allowed_origins,
+        )
+    return Context(
+        settings=runtime.settings, principal=principal, client_ip=client_ip(conn),
+        guest_token=conn.cookies.get(auth.GUEST_COOKIE), base_url=request_origin(conn), services=runtime,
+        enqueue=runtime.enqueue,
+    )
+
+
+async def authed_context(conn: HTTPConnection) -> Context:
+    ctx = await build_context(conn)
+    ctx.require_principal()
+    return ctx
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_JSON_BODY:
+        raise ValidationError("Request body too large")
+    if not raw:
+        raise ValidationError("A JSON object body is required")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("Request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ValidationError("Request body must be a JSON object")
+    return data
+
+
+def int_param(request: Request, name: str, default: int, *, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(f"{name} must be an integer", details={"field": name}) from None
+    if not lo <= value <= hi:
+        raise ValidationError(f"{name} must be between {lo} and {hi}", details={"field": name})
+    return value
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,159 @@
+"""/api/v1/jobs*: submission, status, items, result, cancel, retry, SSE; /api/dashboard/jobs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from imageextract.errors import PayloadTooLarge, ValidationError
+from imageextract.rest_compat.common import authed_context, build_context, int_param, iso, json_body
+from imageextract.rest_compat.serializers import image_json, item_json, job_json
+from imageextract.services import jobs, submission
+from imageextract.services.auth import GUEST_COOKIE
+from imageextract.services.plans import GUEST_PLAN, get_plan
+from imageextract.services.security import new_token
+
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+async def _read_uploads(request: Request, max_files: int, max_bytes: int) -> list[submission.Upload]:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
+        raise PayloadTooLarge(f"Uploads total more than {max_bytes // (1024 * 1024)} MB",
+                              details={"max_mb": max_bytes // (1024 * 1024)})
+    try:
+        form = await request.form(max_files=max_files + 1, max_fields=20)
+    except Exception as exc:  # malformed multipart bodies are the caller's error
+        raise ValidationError(f"Malformed multipart body: {exc}") from None
+    uploads: list[submission.Upload] = []
+    total = 0
+    try:
+        for value in form.getlist("files"):
+            if isinstance(value, str):
+                raise ValidationError("'files' must be file parts", details={"field": "files"})
+            data = await value.read(max_bytes - total + 1)
+            total += len(data)
+            if total > max_bytes:
+                raise PayloadTooLarge(f"Uploads total more than {max_bytes // (1024 * 1024)} MB",
+                                      details={"max_mb": max_bytes // (1024 * 1024)})
+            uploads.append(submission.Upload(filename=value.filename or "", data=data, content_type=value.content_type))
+    finally:
+        await form.close()
+    return uploads
+
+
+async def submit(request: Request) -> Response:
+    ctx = await build_context(request)
+    guest_cookie: str | None = None
+    if ctx.principal is None and not ctx.guest_token:
+        guest_cookie = ctx.guest_token = new_token()
+    idem = request.headers.get("idempotency-key")
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        plan = get_plan(ctx.principal.account.plan) if ctx.principal else GUEST_PLAN
+        if ctx.principal is None:
+            from imageextract.errors import Unauthenticated
+
+            raise Unauthenticated("Document uploads need an account: send an API key or sign in")
+        uploads = await _read_uploads(request, plan.document_max_files, plan.document_max_mb * 1024 * 1024)
+        form_meta = None
+        submitted = await submission.submit_job(ctx, kind="document", uploads=uploads, metadata=form_meta,
+                                                idempotency_key=idem,
+                                                project_id=request.query_params.get("project_id"))
+    else:
+        body = await json_body(request)
+        submitted = await submission.submit_job(
+            ctx, kind=body.get("type"), raw_input=body.get("input"), metadata=body.get("metadata"),
+            project_id=body.get("project_id"), idempotency_key=idem,
+        )
+    response = JSONResponse({"job_id": str(submitted.job.id)}, status_code=202)
+    if submitted.rate is not None:
+        response.headers.update(submitted.rate.headers())
+    if not submitted.created:
+        response.headers["Idempotent-Replayed"] = "true"
+    if guest_cookie:
+        response.set_cookie(GUEST_COOKIE, guest_cookie, max_age=30 * 24 * 3600, httponly=True,
+                            secure=request.url.scheme == "https", samesite="lax", path="/")
+    return response
+
+
+async def get_job(request: Request) -> JSONResponse:
+    ctx = await build_context(request)
+    job = await jobs.get_job(ctx, request.path_params["id"])
+    return JSONResponse(job_json(job, await jobs.items_of(job)))
+
+
+async def get_items(request: Request) -> JSONResponse:
+    ctx = await build_context(request)
+    job = await jobs.get_job(ctx, request.path_params["id"])
+    return JSONResponse({"job_id": str(job.id), "items": [item_json(i) for i in await jobs.items_of(job)]})
+
+
+async def get_result(request: Request) -> JSONResponse:
+    ctx = await build_context(request)
+    job, images = await jobs.result_of(ctx, request.path_params["id"])
+    storage = request.app.state.runtime.storage
+    return JSONResponse({
+        "job_id": str(job.id), "type": job.type, "status": job.status, "partial": job.partial,
+        "image_count": len(images), "credits_used": job.credits_used,
+        "images": [image_json(i, base_url=ctx.base_url or "", storage=storage) for i in images],
+        "extracted_at": iso(job.finished_at),
+    })
+
+
+async def cancel(request: Request) -> JSONResponse:
+    ctx = await build_context(request)
+    await jobs.cancel_job(ctx, request.path_params["id"])
+    return JSONResponse({"cancelled": True})
+
+
+async def retry(request: Request) -> JSONResponse:
+    ctx = await build_context(request)
+    submitted = await jobs.retry_job(ctx, request.path_params["id"])
+    return JSONResponse({"job_id": str(submitted.job.id)}, status_code=202)
+
+
+async def stream(request: Request) -> Response:
+    from imageextract.services import live
+
+    ctx = await build_context(request)
+    job = await jobs.get_job(ctx, request.path_params["id"])
+    runtime = request.app.state.runtime
+
+    async def events() -> Any:
+        async for message in live.follow(runtime, job.id, heartbeat=15.0):
+            if message is None:
+                yield ": keepalive\n\n"
+                continue
+            yield f"data: {json.dumps(live.sse_shape(message), separators=(',', ':'))}\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def dashboard_jobs(request: Request) -> JSONResponse:
+    ctx = await authed_context(request)
+    page = int_param(request, "page", 1, lo=1, hi=100_000)
+    limit = int_param(request, "limit", 20, lo=1, hi=100)
+    result = await jobs.list_jobs_page(ctx, page=page, limit=limit)
+    return JSONResponse({
+        "jobs": [job_json(j, []) | {"groups": None, "total_groups": j.total_items,
+                                     "completed_groups": j.completed_items} for j in result.jobs],
+        "total": result.total, "page": page, "limit": limit, "has_more": result.has_more,
+    })
+
+
+routes = [
+    Route("/api/v1/jobs", submit, methods=["POST"]),
+    Route("/api/v1/jobs/{id}", get_job, methods=["GET"]),
+    Route("/api/v1/jobs/{id}/items", get_items, methods=["GET"]),
+    Route("/api/v1/jobs/{id}/result", get_result, methods=["GET"]),
+    Route("/api/v1/jobs/{id}/cancel", cancel, methods=["POST"]),
+    Route("/api/v1/jobs/{id}/retry", retry, methods=["POST"]),
+    Route("/api/v1/jobs/{id}/stream", stream, methods=["GET"]),
+    Route("/api/dashboard/jobs", dashboard_jobs, methods=["GET"]),
+]

@@ -1,0 +1,1 @@
+"""Business rules, written once. No strawberry or starlette imports here."""

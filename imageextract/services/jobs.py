@@ -1,0 +1,175 @@
+"""Reading and steering jobs: access rules, summaries, results, cancel, retry, history."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from imageextract.context import Context
+from imageextract.errors import Conflict, Forbidden, NotFound, NotReady, Unprocessable, ValidationError
+from imageextract.models import Image, Job, JobItem
+from imageextract.services import ledger, progress
+from imageextract.services.security import constant_time_equal, sha256_hex
+
+
+def _parse_id(job_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(job_id))
+    except ValueError:
+        raise NotFound("Job not found", details={"job_id": job_id}) from None
+
+
+async def get_job(ctx: Context, job_id: str) -> Job:
+    """The job if the caller may see it: 404 when unknown, 403 when it belongs to someone else."""
+    job = await Job.get_or_none(id=_parse_id(job_id))
+    if job is None:
+        raise NotFound("Job not found", details={"job_id": job_id})
+    check_access(ctx, job)
+    return job
+
+
+def check_access(ctx: Context, job: Job) -> None:
+    principal = ctx.principal
+    if ctx.auth_error is not None:
+        raise ctx.auth_error
+    if principal is not None:
+        if job.account_id == principal.account_id:  # type: ignore[attr-defined]
+            bound = principal.project_id
+            if bound is None or job.project_id == bound:  # type: ignore[attr-defined]
+                return
+        raise Forbidden("This job belongs to a different user", details={"job_id": str(job.id)})
+    if job.account_id is None and job.guest_token_hash and ctx.guest_token:  # type: ignore[attr-defined]
+        if constant_time_equal(job.guest_token_hash, sha256_hex(ctx.guest_token)):
+            return
+    if job.account_id is None:  # type: ignore[attr-defined]
+        raise Forbidden("This job belongs to a different user", details={"job_id": str(job.id)})
+    from imageextract.errors import Unauthenticated
+
+    raise Unauthenticated("Authentication required")
+
+
+async def items_of(job: Job) -> list[JobItem]:
+    return await JobItem.filter(job_id=job.id).order_by("position")
+
+
+async def images_of(job: Job) -> list[Image]:
+    return await Image.filter(job_id=job.id).order_by("item__position", "position").select_related("item")
+
+
+async def result_of(ctx: Context, job_id: str) -> tuple[Job, list[Image]]:
+    job = await get_job(ctx, job_id)
+    if job.status in ("pending", "queued", "processing"):
+        raise NotReady("Job still processing", details={"status": job.status, "progress": progress.progress_percent(job)})
+    if job.status == "failed":
+        raise Unprocessable(job.error_message or "Job failed", details={"status": "failed", "error_code": job.error_code},
+                            code="job_failed")
+    if job.status == "cancelled":
+        raise Unprocessable("Job was cancelled", details={"status": "cancelled"}, code="job_cancelled")
+    return job, await images_of(job)
+
+
+async def cancel_job(ctx: Context, job_id: str) -> Job:
+    job = await get_job(ctx, job_id)
+    now = datetime.now(UTC)
+    async with in_transaction() as conn:
+        moved = await Job.filter(id=job.id, status__in=["pending", "queued"]).using_db(conn).update(
+            status="cancelled", finished_at=now)
+        if not moved:
+            raise Conflict("Only pending or queued jobs can be cancelled", details={"status": job.status})
+        open_items = await JobItem.filter(job_id=job.id, status__in=["pending", "queued"]).using_db(conn)
+        for item in open_items:
+            took = await JobItem.filter(id=item.id, status__in=["pending", "queued"]).using_db(conn).update(
+                status="cancelled", finished_at=now, refunded=job.account_id is not None)  # type: ignore[attr-defined]
+            if took and job.account_id is not None:  # type: ignore[attr-defined]
+                await ledger.credit(account_id=job.account_id, amount=1, entry_type="job_refund", job_id=job.id,  # type: ignore[attr-defined]
+                                    item_id=item.id, unique_ref=f"refund:item:{item.id}", note="refund: cancelled",
+                                    conn=conn)
+        done = await JobItem.filter(job_id=job.id, status="done").using_db(conn).count()
+        await Job.filter(id=job.id).using_db(conn).update(credits_used=done)
+    job = await Job.get(id=job.id)
+    await progress.publish(ctx.services, job.id, progress.job_state(job))
+    from imageextract.services.pipeline import _after_terminal
+
+    await _after_terminal(ctx.services, job.id)
+    return job
+
+
+async def retry_job(ctx: Context, job_id: str) -> Any:
+    """A fresh job from the original input (consumes credits again)."""
+    from imageextract.services.submission import Upload, submit_job
+
+    job = await get_job(ctx, job_id)
+    if job.status not in ("failed", "cancelled"):
+        raise Conflict("Only failed or cancelled jobs can be retried", details={"status": job.status})
+    if job.type == "document":
+        uploads = [Upload(filename=f["filename"], data=await ctx.services.storage.get(f["storage_key"]))
+                   for f in job.input["value"]]
+        submitted = await submit_job(ctx, kind="document", uploads=uploads, metadata=job.metadata,
+                                     project_id=job.project_id)  # type: ignore[attr-defined]
+    else:
+        submitted = await submit_job(ctx, kind=job.type, raw_input=job.input["value"], metadata=job.metadata,
+                                     project_id=job.project_id)  # type: ignore[attr-defined]
+    await Job.filter(id=submitted.job.id).update(retry_of_id=job.id)
+    return submitted
+
+
+@dataclass
+class JobPage:
+    jobs: list[Job]
+    total: int
+    has_more: bool
+    end_cursor: str | None = None
+
+
+async def list_jobs_page(ctx: Context, *, page: int, limit: int) -> JobPage:
+    principal = ctx.require_principal()
+    query = Job.filter(account_id=principal.account_id)
+    if principal.project_id is not None:
+        query = query.filter(project_id=principal.project_id)
+    total = await query.count()
+    rows = await query.order_by("-created_at", "-id").offset((page - 1) * limit).limit(limit)
+    return JobPage(jobs=rows, total=total, has_more=page * limit < total)
+
+
+def _encode_cursor(job: Job) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, jid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), str(uuid.UUID(jid))
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("Invalid cursor", details={"field": "after"}) from None
+
+
+async def list_jobs_cursor(ctx: Context, *, first: int, after: str | None, status: str | None,
+                           type: str | None, project_id: str | None) -> JobPage:
+    from tortoise.expressions import Q
+
+    principal = ctx.require_principal()
+    if not 1 <= first <= 100:
+        raise ValidationError("first must be between 1 and 100", details={"field": "first"})
+    query = Job.filter(account_id=principal.account_id)
+    if principal.project_id is not None:
+        query = query.filter(project_id=principal.project_id)
+    if status:
+        query = query.filter(status=status)
+    if type:
+        query = query.filter(type=type)
+    if project_id:
+        query = query.filter(project_id=project_id)
+    total = await query.count()
+    if after:
+        created, jid = _decode_cursor(after)
+        query = query.filter(Q(created_at__lt=created) | (Q(created_at=created) & Q(id__lt=jid)))
+    rows = await query.order_by("-created_at", "-id").limit(first + 1)
+    has_more = len(rows) > first
+    rows = rows[:first]
+    return JobPage(jobs=rows, total=total, has_more=has_more, end_cursor=_encode_cursor(rows[-1]) if rows else None)

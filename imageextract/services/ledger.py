@@ -1,0 +1,131 @@
+"""The credit ledger: append-only entries with `balance_after`, and the cached balance kept in step.
+
+Every change of `Account.credits` happens here, in one transaction with its ledger entry, through a
+conditional UPDATE (`credits >= n`) that is correct on SQLite and Postgres alike: on Postgres the row
+lock taken by the UPDATE serialises concurrent debits until commit; on SQLite the writer lock does.
+So the balance can never go negative and the ledger always sums to the balance.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+from tortoise.functions import Sum
+from tortoise.transactions import in_transaction
+
+from imageextract.errors import InsufficientCredits, NotFound, ValidationError
+from imageextract.models import Account, LedgerEntry
+
+
+async def _apply(
+    *,
+    account_id: str,
+    amount: int,
+    entry_type: str,
+    job_id: Any = None,
+    item_id: Any = None,
+    unique_ref: str | None = None,
+    note: str | None = None,
+    conn: Any = None,
+) -> LedgerEntry:
+    if conn is None:
+        async with in_transaction() as tx:
+            return await _apply(
+                account_id=account_id, amount=amount, entry_type=entry_type, job_id=job_id,
+                item_id=item_id, unique_ref=unique_ref, note=note, conn=tx,
+            )
+    if unique_ref is not None:
+        existing = await LedgerEntry.filter(unique_ref=unique_ref).using_db(conn).first()
+        if existing is not None:
+            return existing
+    query = Account.filter(id=account_id)
+    if amount < 0:
+        query = query.filter(credits__gte=-amount)
+    updated = await query.using_db(conn).update(credits=F("credits") + amount)
+    if updated == 0:
+        exists = await Account.filter(id=account_id).using_db(conn).exists()
+        if not exists:
+            raise NotFound("Account not found")
+        balance = await balance_of(account_id, conn=conn)
+        raise InsufficientCredits(
+            f"Insufficient credits: {-amount} needed, {balance} available",
+            details={"required": -amount, "available": balance},
+        )
+    balance_after = await balance_of(account_id, conn=conn)
+    return await LedgerEntry.create(
+        account_id=account_id,
+        entry_type=entry_type,
+        amount=amount,
+        balance_after=balance_after,
+        job_id=job_id,
+        item_id=item_id,
+        unique_ref=unique_ref,
+        note=note,
+        using_db=conn,
+    )
+
+
+async def balance_of(account_id: str, *, conn: Any = None) -> int:
+    values = await Account.filter(id=account_id).using_db(conn).values_list("credits", flat=True)
+    if not values:
+        raise NotFound("Account not found")
+    return int(values[0])
+
+
+async def debit(
+    *, account_id: str, amount: int, entry_type: str = "job_debit", job_id: Any = None,
+    unique_ref: str | None = None, note: str | None = None, conn: Any = None,
+) -> LedgerEntry:
+    """Take `amount` credits or raise InsufficientCredits; nothing is written on failure."""
+    if amount <= 0:
+        raise ValidationError("Debit amount must be positive")
+    return await _apply(
+        account_id=account_id, amount=-amount, entry_type=entry_type, job_id=job_id,
+        unique_ref=unique_ref, note=note, conn=conn,
+    )
+
+
+async def credit(
+    *, account_id: str, amount: int, entry_type: str, job_id: Any = None, item_id: Any = None,
+    unique_ref: str | None = None, note: str | None = None, conn: Any = None,
+) -> LedgerEntry:
+    """Add `amount` credits. With `unique_ref`, a second call for the same ref changes nothing."""
+    if amount <= 0:
+        raise ValidationError("Credit amount must be positive")
+    try:
+        return await _apply(
+            account_id=account_id, amount=amount, entry_type=entry_type, job_id=job_id,
+            item_id=item_id, unique_ref=unique_ref, note=note, conn=conn,
+        )
+    except IntegrityError:
+        # A concurrent call with the same unique_ref won the race; its entry stands, ours rolled back.
+        if unique_ref is None:
+            raise
+        existing = await LedgerEntry.get(unique_ref=unique_ref)
+        return existing
+
+
+async def recent_entries(*, account_id: str, limit: int = 50) -> list[LedgerEntry]:
+    if limit < 1 or limit > 500:
+        raise ValidationError("limit must be between 1 and 500", details={"limit": limit})
+    return await LedgerEntry.filter(account_id=account_id).order_by("-id").limit(limit)
+
+
+async def ledger_sum(account_id: str) -> int:
+    row = await LedgerEntry.filter(account_id=account_id).annotate(total=Sum("amount")).values("total")
+    return int(row[0]["total"] or 0) if row else 0
+
+
+async def net_debited(*, account_id: str, since: datetime | None, until: datetime | None, conn: Any = None) -> int:
+    """Credits spent on jobs in a window: debits minus refunds."""
+    query = LedgerEntry.filter(account_id=account_id, entry_type__in=["job_debit", "job_refund"])
+    if since is not None:
+        query = query.filter(created_at__gte=since)
+    if until is not None:
+        query = query.filter(created_at__lte=until)
+    row = await query.using_db(conn).annotate(total=Sum("amount")).values("total")
+    total = int(row[0]["total"] or 0) if row else 0
+    return -total

@@ -1,0 +1,145 @@
+"""Projects: list, create, read, update, archive. Slugs are unique per account."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+
+from imageextract.context import Context
+from imageextract.errors import Conflict, NotFound, ValidationError
+from imageextract.models import Project
+from imageextract.services.permissions import require_project_scope, require_role
+from imageextract.services.slugs import SLUG_RE, slugify
+from imageextract.services.urls import validate_http_url
+
+_UNSET: Any = object()
+
+
+def _clean_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("name is required", details={"field": "name"})
+    name = name.strip()
+    if len(name) > 200:
+        raise ValidationError("name must be at most 200 characters", details={"field": "name"})
+    return name
+
+
+def _clean_slug(slug: Any) -> str:
+    if not isinstance(slug, str) or not SLUG_RE.match(slug) or len(slug) > 100:
+        raise ValidationError(
+            "slug must be lowercase letters, digits and single hyphens", details={"field": "slug"}
+        )
+    return slug
+
+
+def _clean_url(value: Any, field: str) -> str | None:
+    if value is None or value == "":
+        return None
+    return validate_http_url(value, field=field)
+
+
+async def list_projects(ctx: Context, *, include_archived: bool = False) -> list[Project]:
+    principal = ctx.require_principal()
+    query = Project.filter(account_id=principal.account_id)
+    if principal.project_id is not None:
+        query = query.filter(id=principal.project_id)
+    if not include_archived:
+        query = query.filter(status="active")
+    return await query.order_by("created_at", "id")
+
+
+async def get_project(ctx: Context, project_id: str) -> Project:
+    principal = ctx.require_principal()
+    project = await Project.filter(id=project_id, account_id=principal.account_id).first()
+    if project is None:
+        raise NotFound("Project not found", details={"project_id": project_id})
+    require_project_scope(principal, project.id)
+    return project
+
+
+async def _free_slug(account_id: str, base: str) -> str:
+    slug, n = base, 2
+    while await Project.filter(account_id=account_id, slug=slug).exists():
+        slug = f"{base}-{n}"
+        n += 1
+    return slug
+
+
+async def create_project(
+    ctx: Context, *, name: Any, slug: Any = None, site_url: Any = None, default_webhook_url: Any = None,
+) -> Project:
+    principal = require_role(ctx, "admin")
+    name = _clean_name(name)
+    site = _clean_url(site_url, "site_url")
+    hook = _clean_url(default_webhook_url, "default_webhook_url")
+    if hook is not None:
+        from imageextract.services.urls import check_public_url
+
+        await check_public_url(ctx, hook, field="default_webhook_url")
+    if slug is not None:
+        slug = _clean_slug(slug)
+        if await Project.filter(account_id=principal.account_id, slug=slug).exists():
+            raise Conflict(f"A project with slug {slug!r} already exists", details={"field": "slug"})
+    else:
+        slug = await _free_slug(principal.account_id, slugify(name))
+    try:
+        from imageextract.services.webhook_signing import new_secret
+
+        return await Project.create(
+            account_id=principal.account_id, name=name, slug=slug, site_url=site, default_webhook_url=hook,
+            webhook_secret=new_secret(),
+        )
+    except IntegrityError as exc:
+        raise Conflict(f"A project with slug {slug!r} already exists", details={"field": "slug"}) from exc
+
+
+async def update_project(ctx: Context, project_id: str, *, changes: dict[str, Any]) -> Project:
+    principal = require_role(ctx, "admin")
+    project = await get_project(ctx, project_id)
+    allowed = {"name", "slug", "site_url", "default_webhook_url"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationError(f"Unknown fields: {', '.join(sorted(unknown))}", details={"fields": sorted(unknown)})
+    if not changes:
+        raise ValidationError("Nothing to update", details={"allowed": sorted(allowed)})
+    if project.status == "archived":
+        raise Conflict("Archived projects cannot be changed", details={"project_id": project.id})
+    if "name" in changes:
+        project.name = _clean_name(changes["name"])
+    if "slug" in changes:
+        slug = _clean_slug(changes["slug"])
+        if slug != project.slug and await Project.filter(account_id=principal.account_id, slug=slug).exists():
+            raise Conflict(f"A project with slug {slug!r} already exists", details={"field": "slug"})
+        project.slug = slug
+    if "site_url" in changes:
+        project.site_url = _clean_url(changes["site_url"], "site_url")
+    if "default_webhook_url" in changes:
+        hook = _clean_url(changes["default_webhook_url"], "default_webhook_url")
+        if hook is not None:
+            from imageextract.services.urls import check_public_url
+
+            await check_public_url(ctx, hook, field="default_webhook_url")
+        project.default_webhook_url = hook
+    try:
+        await project.save()
+    except IntegrityError as exc:
+        raise Conflict("A project with this slug already exists", details={"field": "slug"}) from exc
+    return project
+
+
+async def archive_project(ctx: Context, project_id: str) -> Project:
+    require_role(ctx, "admin")
+    project = await get_project(ctx, project_id)
+    if project.is_default:
+        raise Conflict("The default project cannot be archived", details={"project_id": project.id})
+    if project.status != "archived":
+        project.status = "archived"
+        project.archived_at = datetime.now(UTC)
+        await project.save(update_fields=["status", "archived_at", "updated_at"])
+    return project
+
+
+async def default_project(account_id: str) -> Project | None:
+    return await Project.filter(account_id=account_id, is_default=True).first()

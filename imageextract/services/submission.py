@@ -1,0 +1,291 @@
+"""Job submission: validation, SSRF check, rate limits, idempotency, one debit, items, enqueue after commit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from imageextract.context import Context
+from imageextract.errors import (
+    Conflict,
+    Forbidden,
+    InsufficientCredits,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationError,
+)
+from imageextract.models import IdempotencyRecord, Job, JobItem, Project, RateCounter
+from imageextract.services import ledger, ratelimit
+from imageextract.services.filetypes import sniff_document
+from imageextract.services.plans import Plan, get_plan
+from imageextract.services.security import sha256_hex
+from imageextract.services.urls import check_public_url, validate_http_url
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+MAX_METADATA_BYTES = 16 * 1024
+
+
+@dataclass
+class Upload:
+    filename: str
+    data: bytes
+    content_type: str | None = None
+
+
+@dataclass
+class Submitted:
+    job: Job
+    created: bool  # False when an idempotent replay returned an existing job
+    rate: ratelimit.RateInfo | None = None
+    item_ids: list[str] = field(default_factory=list)
+
+
+def _fingerprint(kind: str, urls: list[str], uploads: list[Upload], metadata: Any, project_id: str | None) -> str:
+    body = {
+        "type": kind, "input": urls, "project_id": project_id, "metadata": metadata,
+        "files": [[u.filename, hashlib.sha256(u.data).hexdigest()] for u in uploads],
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _clean_metadata(metadata: Any) -> dict[str, Any] | None:
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise ValidationError("metadata must be a JSON object", details={"field": "metadata"})
+    if len(json.dumps(metadata)) > MAX_METADATA_BYTES:
+        raise ValidationError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON",
+                              details={"field": "metadata"})
+    return metadata
+
+
+def parse_url_input(kind: Any, raw: Any, plan: Plan) -> list[str]:
+    if kind == "url":
+        if not isinstance(raw, str):
+            raise ValidationError("input must be a URL string for type 'url'", details={"field": "input"})
+        return [validate_http_url(raw, field="input")]
+    if kind == "bulk":
+        if not isinstance(raw, list) or not raw:
+            raise ValidationError("input must be a non-empty list of URLs for type 'bulk'",
+                                  details={"field": "input"})
+        if len(raw) > plan.bulk_max_urls:
+            raise ValidationError(
+                f"At most {plan.bulk_max_urls} URLs per bulk job on the {plan.plan} plan",
+                details={"field": "input", "max": plan.bulk_max_urls, "got": len(raw)},
+            )
+        urls = [validate_http_url(u, field=f"input[{i}]") for i, u in enumerate(raw)]
+        if len(set(urls)) != len(urls):
+            raise ValidationError("input contains the same URL twice", details={"field": "input"})
+        return urls
+    raise ValidationError("type must be 'url' or 'bulk' (or upload files as multipart)", details={"field": "type"})
+
+
+def check_uploads(uploads: list[Upload], plan: Plan) -> None:
+    if not uploads:
+        raise ValidationError("At least one file is required in the 'files' field", details={"field": "files"})
+    if len(uploads) > plan.document_max_files:
+        raise PayloadTooLarge(
+            f"At most {plan.document_max_files} files per job on the {plan.plan} plan",
+            details={"max_files": plan.document_max_files, "got": len(uploads)},
+        )
+    total = sum(len(u.data) for u in uploads)
+    if total > plan.document_max_mb * 1024 * 1024:
+        raise PayloadTooLarge(
+            f"Uploads total more than {plan.document_max_mb} MB",
+            details={"max_mb": plan.document_max_mb, "bytes": total},
+        )
+    for u in uploads:
+        if not u.data:
+            raise ValidationError(f"{u.filename or 'file'} is empty", details={"field": "files", "filename": u.filename})
+        if sniff_document(u.data) is None:
+            raise UnsupportedMediaType(
+                f"{u.filename or 'file'} is not a supported document or image (PDF, PPTX, DOCX, XLSX, images)",
+                details={"filename": u.filename},
+            )
+
+
+async def _resolve_project(ctx: Context, project_id: Any) -> str | None:
+    principal = ctx.principal
+    if principal is None:
+        return None
+    bound = principal.project_id
+    if project_id is not None:
+        if not isinstance(project_id, str):
+            raise ValidationError("project_id must be a string", details={"field": "project_id"})
+        if bound is not None and project_id != bound:
+            raise Forbidden("This API key is scoped to another project", details={"project_id": project_id})
+        project = await Project.filter(id=project_id, account_id=principal.account_id, status="active").first()
+        if project is None:
+            raise ValidationError("Unknown or archived project", details={"field": "project_id"})
+        return project.id
+    if bound is not None:
+        return bound
+    default = await Project.filter(account_id=principal.account_id, is_default=True).first()
+    return default.id if default else None
+
+
+async def _rate_scope(ctx: Context, plan: Plan) -> tuple[str, int] | None:
+    if ctx.principal is None:
+        return f"guest:{ctx.client_ip or 'unknown'}", ctx.settings.guest_daily_jobs
+    if plan.jobs_per_day < 0:
+        return None
+    return f"account:{ctx.principal.account_id}", plan.jobs_per_day
+
+
+async def _replay(scope: str, key: str, fingerprint: str) -> Job | None:
+    record = await IdempotencyRecord.filter(scope=scope, key=key, expires_at__gt=datetime.now(UTC)).first()
+    if record is None:
+        return None
+    if record.request_hash != fingerprint:
+        raise Conflict("Idempotency-Key was already used with a different request body",
+                       details={"idempotency_key": key})
+    return await Job.get(id=record.job_id)
+
+
+async def submit_job(
+    ctx: Context, *, kind: Any, raw_input: Any = None, uploads: list[Upload] | None = None,
+    metadata: Any = None, project_id: Any = None, idempotency_key: str | None = None,
+) -> Submitted:
+    principal = ctx.principal
+    uploads = uploads or []
+    if principal is None:
+        if uploads:
+            from imageextract.errors import Unauthenticated
+
+            raise Unauthenticated("Document uploads need an account: send an API key or sign in")
+        from imageextract.services.plans import GUEST_PLAN
+
+        plan = GUEST_PLAN
+        if kind != "url":
+            from imageextract.errors import Unauthenticated
+
+            raise Unauthenticated("Without an account only single-URL jobs are allowed: send an API key or sign in")
+    else:
+        plan = get_plan(principal.account.plan)
+        if not plan.api_access and principal.method == "api_key":
+            raise Forbidden("API access is not part of this plan")
+    if idempotency_key is not None and (not idempotency_key.strip() or len(idempotency_key) > 255):
+        raise ValidationError("Idempotency-Key must be 1 to 255 characters", details={"field": "Idempotency-Key"})
+    meta = _clean_metadata(metadata)
+    if uploads:
+        check_uploads(uploads, plan)
+        kind = "document"
+        urls: list[str] = []
+    else:
+        urls = parse_url_input(kind, raw_input, plan)
+    for i, url in enumerate(urls):
+        await check_public_url(ctx, url, field="input" if kind == "url" else f"input[{i}]")
+    project = await _resolve_project(ctx, project_id)
+
+    scope = principal.account_id if principal else f"guest:{ctx.client_ip or 'unknown'}"
+    fingerprint = _fingerprint(kind, urls, uploads, meta, project)
+    if idempotency_key:
+        existing = await _replay(scope, idempotency_key, fingerprint)
+        if existing is not None:
+            return Submitted(job=existing, created=False)
+
+    # Store upload bytes first (content-addressed, so a retry or a replay stores nothing new).
+    upload_keys: list[str] = []
+    if uploads:
+        from imageextract.storage import content_key
+
+        storage = ctx.services.storage
+        for u in uploads:
+            key = content_key(u.data, namespace="uploads", ext=None)
+            if not await storage.exists(key):
+                await storage.put(key, u.data)
+            upload_keys.append(key)
+
+    rate_scope = await _rate_scope(ctx, plan)
+    rate: ratelimit.RateInfo | None = None
+    if rate_scope is not None:
+        rate = await ratelimit.hit(*rate_scope)
+    try:
+        job, item_ids = await _create(ctx, kind=kind, urls=urls, uploads=uploads, upload_keys=upload_keys,
+                                      meta=meta, project=project, plan=plan, scope=scope,
+                                      idempotency_key=idempotency_key, fingerprint=fingerprint)
+    except IntegrityError:
+        if rate_scope is not None:
+            await _unhit(rate_scope[0])
+        if idempotency_key:
+            # Lost a race with the same key: the winner's job is the answer (or a 409 if bodies differ).
+            existing = await _replay(scope, idempotency_key, fingerprint)
+            if existing is not None:
+                return Submitted(job=existing, created=False)
+        raise
+    except BaseException:
+        if rate_scope is not None:
+            await _unhit(rate_scope[0])
+        raise
+    from imageextract.services.pipeline import enqueue_items
+
+    await enqueue_items(ctx, item_ids)
+    return Submitted(job=job, created=True, rate=rate, item_ids=item_ids)
+
+
+async def _unhit(scope: str) -> None:
+    day = datetime.now(UTC).strftime("%Y%m%d")
+    await RateCounter.filter(bucket=f"{scope}:{day}", count__gt=0).update(count=F("count") - 1)
+
+
+async def _create(ctx: Context, *, kind: str, urls: list[str], uploads: list[Upload], upload_keys: list[str],
+                  meta: Any, project: str | None, plan: Plan, scope: str, idempotency_key: str | None,
+                  fingerprint: str) -> tuple[Job, list[str]]:
+    principal = ctx.principal
+    n = len(urls) or len(uploads)
+    job_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    async with in_transaction() as conn:
+        if idempotency_key:
+            await IdempotencyRecord.create(scope=scope, key=idempotency_key, request_hash=fingerprint, job_id=job_id,
+                                           expires_at=now + IDEMPOTENCY_TTL, using_db=conn)
+        job_input: Any = urls[0] if kind == "url" else urls if kind == "bulk" else [
+            {"filename": u.filename, "size": len(u.data), "storage_key": k} for u, k in zip(uploads, upload_keys, strict=True)
+        ]
+        job = await Job.create(
+            id=job_id, account_id=principal.account_id if principal else None, project_id=project,
+            created_by_id=principal.user.id if principal and principal.user else None,
+            api_key_id=principal.api_key.id if principal and principal.api_key else None,
+            guest_token_hash=sha256_hex(ctx.guest_token) if principal is None and ctx.guest_token else None,
+            client_ip=ctx.client_ip, type=kind, status="queued", input={"value": job_input}, metadata=meta,
+            credits_reserved=n if principal else 0, total_items=n, using_db=conn,
+        )
+        item_ids: list[str] = []
+        for pos in range(n):
+            item_id = uuid.uuid4()
+            if urls:
+                await JobItem.create(id=item_id, job=job, position=pos, kind="url", source_label=urls[pos],
+                                     source_url=urls[pos], status="queued", using_db=conn)
+            else:
+                u = uploads[pos]
+                await JobItem.create(id=item_id, job=job, position=pos, kind="document",
+                                     source_label=(u.filename or f"document-{pos + 1}")[:2048],
+                                     upload_key=upload_keys[pos], upload_size=len(u.data), status="queued",
+                                     using_db=conn)
+            item_ids.append(str(item_id))
+        if principal is not None:
+            await _check_daily_cap(principal.account_id, plan, n, conn)
+            await ledger.debit(account_id=principal.account_id, amount=n, entry_type="job_debit", job_id=job_id,
+                               note=f"{kind} job, {n} source(s)", conn=conn)
+    return job, item_ids
+
+
+async def _check_daily_cap(account_id: str, plan: Plan, n: int, conn: Any) -> None:
+    if plan.daily_credit_cap < 0:
+        return
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    spent = await ledger.net_debited(account_id=account_id, since=start, until=None, conn=conn)
+    if spent + n > plan.daily_credit_cap:
+        raise InsufficientCredits(
+            f"Daily credit cap of {plan.daily_credit_cap} reached on the {plan.plan} plan",
+            details={"daily_credit_cap": plan.daily_credit_cap, "spent_today": spent, "required": n},
+            code="daily_credit_cap",
+        )

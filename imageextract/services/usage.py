@@ -1,0 +1,42 @@
+"""Usage rollups over a time window."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from imageextract.context import Context
+from imageextract.errors import ValidationError
+from imageextract.models import Image, Job
+from imageextract.services import ledger
+
+
+def parse_instant(value: str | None, *, field: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"{field} must be an ISO 8601 timestamp", details={"field": field}) from None
+    if parsed.tzinfo is None:
+        raise ValidationError(f"{field} must carry a timezone (e.g. Z)", details={"field": field})
+    return parsed
+
+
+async def account_usage(ctx: Context, *, since: datetime | None, until: datetime | None) -> dict[str, object]:
+    principal = ctx.require_principal()
+    if since and until and since > until:
+        raise ValidationError("since must not be after until", details={"since": since.isoformat()})
+    jobs = Job.filter(account_id=principal.account_id)
+    images = Image.filter(account_id_ref=principal.account_id)
+    if since is not None:
+        jobs = jobs.filter(created_at__gte=since)
+        images = images.filter(created_at__gte=since)
+    if until is not None:
+        jobs = jobs.filter(created_at__lte=until)
+        images = images.filter(created_at__lte=until)
+    return {
+        "account_id": principal.account_id,
+        "jobs_total": await jobs.count(),
+        "credits_debited": await ledger.net_debited(account_id=principal.account_id, since=since, until=until),
+        "images_extracted": await images.count(),
+    }

@@ -1,0 +1,88 @@
+"""Which webhook deliveries an event creates, and their thin payloads (ids, counts, URLs; never bytes)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+
+from imageextract.models import Job, JobItem, Project, WebhookDelivery, WebhookEndpoint
+
+log = logging.getLogger("imageextract.webhooks")
+
+
+def event_type_for(job: Job) -> str | None:
+    if job.status == "done":
+        return "job.partially_failed" if job.partial else "job.completed"
+    return {"failed": "job.failed", "cancelled": "job.cancelled"}.get(job.status)
+
+
+async def job_payload(runtime: Any, job: Job, event_type: str) -> dict[str, Any]:
+    base = runtime.settings.base_url
+    failed = await JobItem.filter(job_id=job.id, status="failed").count()
+    cancelled = await JobItem.filter(job_id=job.id, status="cancelled").count()
+    return {
+        "type": event_type,
+        "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "data": {
+            "job_id": str(job.id),
+            "project_id": job.project_id,  # type: ignore[attr-defined]
+            "type": job.type,
+            "status": job.status,
+            "partial": job.partial,
+            "total_items": job.total_items,
+            "failed_items": failed,
+            "cancelled_items": cancelled,
+            "image_count": job.image_count,
+            "credits_used": job.credits_used,
+            "error_code": job.error_code,
+            "metadata": job.metadata,
+            "result_url": f"{base}/api/v1/jobs/{job.id}/result",
+            "download_url": f"{base}/api/v1/jobs/{job.id}/download",
+        },
+    }
+
+
+async def create_delivery(runtime: Any, *, project: Project, endpoint: WebhookEndpoint | None, url: str,
+                          event_type: str, event_key: str, payload: dict[str, Any], job_id: Any = None) -> WebhookDelivery | None:
+    """One delivery per receiver and event (dedupe_key), enqueued after commit. None if it already exists."""
+    receiver = endpoint.id if endpoint is not None else f"default:{project.id}"
+    try:
+        delivery = await WebhookDelivery.create(
+            account_id=project.account_id, project=project, endpoint=endpoint, url=url,  # type: ignore[attr-defined]
+            event_type=event_type, dedupe_key=f"{receiver}:{event_key}", job_id=job_id, payload=payload,
+            next_attempt_at=datetime.now(UTC),
+        )
+    except IntegrityError:
+        return None
+    payload_with_id = {"id": delivery.id, **payload}
+    await WebhookDelivery.filter(id=delivery.id).update(payload=payload_with_id)
+    delivery.payload = payload_with_id
+    try:
+        runtime.enqueue("deliver_webhook", delivery.id)
+    except Exception:
+        log.exception("enqueue failed for delivery %s; the reconciler will send it", delivery.id)
+    return delivery
+
+
+async def on_job_terminal(runtime: Any, job_id: Any) -> None:
+    job = await Job.get_or_none(id=job_id)
+    if job is None or job.project_id is None:  # type: ignore[attr-defined]
+        return
+    event_type = event_type_for(job)
+    if event_type is None:
+        return
+    project = await Project.get(id=job.project_id)  # type: ignore[attr-defined]
+    payload = await job_payload(runtime, job, event_type)
+    endpoints = await WebhookEndpoint.filter(project_id=project.id, status="active")
+    for endpoint in endpoints:
+        if event_type in (endpoint.subscribed_events or []):
+            await create_delivery(runtime, project=project, endpoint=endpoint, url=endpoint.url,
+                                  event_type=event_type, event_key=f"{event_type}:{job.id}", payload=payload,
+                                  job_id=job.id)
+    if project.default_webhook_url:
+        await create_delivery(runtime, project=project, endpoint=None, url=project.default_webhook_url,
+                              event_type=event_type, event_key=f"{event_type}:{job.id}", payload=payload,
+                              job_id=job.id)

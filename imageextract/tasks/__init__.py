@@ -1,0 +1,1 @@
+"""Dramatiq: broker factory, thin actors (ids in, one service call), the worker runner and the reconciler."""

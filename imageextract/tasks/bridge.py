@@ -1,0 +1,57 @@
+"""Run coroutines from Dramatiq's worker threads on one event loop that owns the async resources.
+
+In the embedded mode that loop is the API's own loop (Tortoise, storage and pub/sub are already open there).
+In a worker process it is a dedicated loop thread started by `LoopThread`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class AsyncBridge:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def run(self, coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
+        if _running_loop() is self.loop:
+            coro.close()
+            raise RuntimeError("AsyncBridge.run called from its own loop; await the coroutine instead")
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class LoopThread:
+    """A daemon thread running an event loop forever (for worker processes)."""
+
+    def __init__(self, name: str = "imageextract-loop") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def start(self) -> AsyncBridge:
+        self._thread.start()
+        return AsyncBridge(self.loop)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)

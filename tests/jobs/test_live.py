@@ -1,0 +1,140 @@
+"""Live progress: SSE and the GraphQL jobProgress subscription over graphql-transport-ws."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from http.server import ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import websockets
+
+from tests.jobs.helpers import wait_for_job
+from tests.pages import base_url
+
+
+async def _sse_events(client: httpx.AsyncClient, job_id: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    async with client.stream("GET", f"/api/v1/jobs/{job_id}/stream", headers=headers) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        async for line in r.aiter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+    return events
+
+
+async def test_sse_stream_until_done(client: httpx.AsyncClient, account: dict[str, Any],
+                                     pages: ThreadingHTTPServer) -> None:
+    h = account["headers"]
+    r = await client.post("/api/v1/jobs", headers=h, json={"type": "url", "input": f"{base_url(pages)}/slow/0.5/2"})
+    job_id = r.json()["job_id"]
+    events = await asyncio.wait_for(_sse_events(client, job_id, h), 30)
+    statuses = [e["status"] for e in events if "status" in e]
+    assert statuses[0] in ("queued", "processing")
+    assert statuses[-1] == "done"
+    assert events[-1]["result_url"] == f"/api/v1/jobs/{job_id}/result"
+    assert events[-1]["progress"] == 100
+    assert any(e.get("item", {}).get("status") == "done" for e in events)
+    # A finished job: current state then the terminal event, then the stream closes.
+    again = await asyncio.wait_for(_sse_events(client, job_id, h), 10)
+    assert again[0]["status"] == "done" and again[0]["result_url"]
+
+
+async def test_sse_errors(client: httpx.AsyncClient, account: dict[str, Any], pages: ThreadingHTTPServer,
+                          db: Any) -> None:
+    from tests.factories import make_account
+
+    r = await client.post("/api/v1/jobs", headers=account["headers"],
+                          json={"type": "url", "input": f"{base_url(pages)}/page/1"})
+    job_id = r.json()["job_id"]
+    other = await make_account()
+    r = await client.get(f"/api/v1/jobs/{job_id}/stream", headers=other["headers"])
+    assert r.status_code == 403
+    r = await client.get("/api/v1/jobs/00000000-0000-4000-8000-000000000000/stream", headers=account["headers"])
+    assert r.status_code == 404
+    await wait_for_job(client, job_id, account["headers"])
+
+
+SUBSCRIPTION = """subscription($id: ID!) { jobProgress(jobId: $id) {
+  kind status progress resultUrl item { position status imageCount } } }"""
+
+
+async def _subscribe(ws_url: str, job_id: str, init: dict[str, Any]) -> list[dict[str, Any]]:
+    received: list[dict[str, Any]] = []
+    async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": init}))
+        ack = json.loads(await ws.recv())
+        assert ack["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "1", "type": "subscribe",
+                                  "payload": {"query": SUBSCRIPTION, "variables": {"id": job_id}}}))
+        while True:
+            msg = json.loads(await ws.recv())
+            if msg["type"] == "next":
+                received.append(msg["payload"]["data"]["jobProgress"])
+            elif msg["type"] == "complete":
+                return received
+            else:
+                raise AssertionError(msg)
+
+
+async def test_subscription_receives_every_state_change(client: httpx.AsyncClient, account: dict[str, Any],
+                                                        pages: ThreadingHTTPServer) -> None:
+    h = account["headers"]
+    urls = [f"{base_url(pages)}/slow/0.3/{n}" for n in (1, 2, 3)]
+    r = await client.post("/api/v1/jobs", headers=h, json={"type": "bulk", "input": urls})
+    job_id = r.json()["job_id"]
+    ws_url = str(client.base_url).replace("http://", "ws://").rstrip("/") + "/graphql"
+    events = await asyncio.wait_for(_subscribe(ws_url, job_id, {"Authorization": h["Authorization"]}), 30)
+    jobs = [e for e in events if e["kind"] == "job"]
+    assert jobs[-1]["status"] == "done" and jobs[-1]["progress"] == 100
+    assert jobs[-1]["resultUrl"] == f"/api/v1/jobs/{job_id}/result"
+    final_items = {}
+    for e in events:
+        if e["kind"] == "item":
+            final_items[e["item"]["position"]] = e["item"]
+    assert {p: (i["status"], i["imageCount"]) for p, i in final_items.items()} == {
+        0: ("done", 1), 1: ("done", 2), 2: ("done", 3)}
+    progress = [e["progress"] for e in jobs]
+    assert progress == sorted(progress), "progress never goes back"
+
+
+async def test_subscription_auth(client: httpx.AsyncClient, account: dict[str, Any], pages: ThreadingHTTPServer,
+                                 db: Any) -> None:
+    from tests.factories import make_account
+
+    r = await client.post("/api/v1/jobs", headers=account["headers"],
+                          json={"type": "url", "input": f"{base_url(pages)}/page/1"})
+    job_id = r.json()["job_id"]
+    ws_url = str(client.base_url).replace("http://", "ws://").rstrip("/") + "/graphql"
+    # No credentials: accepted, then closed with 4403.
+    async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        try:
+            await asyncio.wait_for(ws.recv(), 5)
+            raise AssertionError("expected close")
+        except websockets.ConnectionClosed as closed:
+            assert closed.rcvd is not None and closed.rcvd.code == 4403
+    # Bad key: 4403 too.
+    async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer ie_live_bad"}}))
+        try:
+            await asyncio.wait_for(ws.recv(), 5)
+            raise AssertionError("expected close")
+        except websockets.ConnectionClosed as closed:
+            assert closed.rcvd is not None and closed.rcvd.code == 4403
+    # Another account's job: 4403 after subscribe.
+    other = await make_account()
+    async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+                                  additional_headers={"Authorization": other["headers"]["Authorization"]}) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "1", "type": "subscribe",
+                                  "payload": {"query": SUBSCRIPTION, "variables": {"id": job_id}}}))
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
+        except websockets.ConnectionClosed as closed:
+            assert closed.rcvd is not None and closed.rcvd.code == 4403
+    await wait_for_job(client, job_id, account["headers"])
