@@ -16,7 +16,7 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         connection: Any = {
-            "engine": "tortoise.backends.sqlite",
+            "engine": "imageextract.db_sqlite",  # BEGIN IMMEDIATE for transactions (see that module)
             "credentials": {
                 "file_path": url.removeprefix("sqlite://"),
                 "journal_mode": "WAL",
