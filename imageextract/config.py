@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     )
     webhook_timeout_seconds: float = 10.0
     webhook_disable_after_days: float = 5.0
+    webhook_resend_after_seconds: float = 30.0  # reconciler re-sends a delivery this long overdue (lost message)
 
     # Guest and demo
     guest_daily_jobs: int = 3

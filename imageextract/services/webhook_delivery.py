@@ -151,8 +151,10 @@ async def _endpoint_failed(endpoint: WebhookEndpoint, now: datetime, gone: bool,
                             f"{fresh.failing_since.isoformat()}): endpoint disabled")
 
 
-async def resend_due(runtime: Any, *, grace: timedelta = timedelta(seconds=30)) -> int:
-    """Reconciler: deliveries whose attempt is overdue (a lost message, a restarted broker) are re-sent."""
+async def resend_due(runtime: Any) -> int:
+    """Reconciler: deliveries whose attempt is overdue (a lost message, a dead worker holding it, a restarted
+    broker) are re-sent. A duplicate of a message that still arrives is harmless: attempts are claimed."""
+    grace = timedelta(seconds=runtime.settings.webhook_resend_after_seconds)
     due = await WebhookDelivery.filter(status="pending", next_attempt_at__lt=_now() - grace).values_list("id", flat=True)
     for delivery_id in due:
         runtime.enqueue("deliver_webhook", delivery_id)

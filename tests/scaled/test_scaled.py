@@ -108,3 +108,39 @@ async def test_worker_killed_mid_item_finishes_once(sdb: Stack, site: ThreadingH
     rows = await LedgerEntry.filter(account_id=acc["account_id"], job_id=job_id)
     assert [(e.entry_type, e.amount) for e in rows] == [("job_debit", -1)], "charged once, never refunded"
     assert await ledger.ledger_sum(acc["account_id"]) == 4999
+
+
+async def test_worker_killed_between_webhook_attempts_still_delivers(sdb: Stack) -> None:
+    from imageextract.models import WebhookAttempt, WebhookDelivery
+    from tests.receiver import run_receiver
+
+    acc = await make_account()
+    h = acc["headers"]
+    with run_receiver() as receiver:
+        # First answer: 503 asking to come back in 3 s. The worker that scheduled that retry dies meanwhile.
+        receiver.script["/flaky"] = [503, 200]
+        receiver.extra_headers["/flaky"] = {"Retry-After": "3"}
+        async with httpx.AsyncClient(base_url=sdb.apis[0].base_url, timeout=30) as client:
+            r = await client.post(f"/api/v1/projects/{acc['project_id']}/webhooks", headers=h,
+                                  json={"url": f"{receiver.url}/flaky"})
+            assert r.status_code == 201, r.text
+            d = (await client.post(f"/api/v1/projects/{acc['project_id']}/webhooks/{r.json()['id']}/test",
+                                   headers=h)).json()["delivery_id"]
+            deadline = time.monotonic() + 20
+            while not await WebhookAttempt.filter(delivery_id=d).exists():
+                assert time.monotonic() < deadline, "first attempt never made"
+                await asyncio.sleep(0.05)
+            for w in list(sdb.workers):
+                if w.poll() is None:
+                    sdb.kill_worker(w)
+            sdb.start_worker()
+            deadline = time.monotonic() + 45
+            while (await WebhookDelivery.get(id=d)).status != "delivered":
+                assert time.monotonic() < deadline, "delivery never completed after the worker restart"
+                await asyncio.sleep(0.2)
+        got = receiver.for_path("/flaky")
+    assert len(got) == 2
+    assert {g.headers["X-ImageExtract-Delivery-Id"] for g in got} == {d}
+    assert {g.headers["webhook-id"] for g in got} == {d}
+    attempts = await WebhookAttempt.filter(delivery_id=d).order_by("attempt")
+    assert [(a.attempt, a.status_code) for a in attempts] == [(1, 503), (2, 200)]
