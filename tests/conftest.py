@@ -24,7 +24,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         url = create_pg_database()
         if url is None:
             shutil.rmtree(data_dir, ignore_errors=True)
-            pytest.skip("Postgres not reachable (set IMAGEEXTRACT_TEST_REQUIRE_SERVICES=1 to fail instead)")
+            pytest.skip("Postgres not configured or not reachable (IMAGEEXTRACT_TEST_DATABASE_URL)")
     b = Backend(name=request.param, data_dir=data_dir, database_url=url)
     migrate(b)
     yield b

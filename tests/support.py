@@ -15,9 +15,33 @@ from typing import Any
 
 import httpx
 
+# The embedded default is always tested. Postgres and Redis are tested when these point at servers
+# (.ci/run sets both and IMAGEEXTRACT_TEST_REQUIRE_SERVICES=1, which turns "skip" into "fail").
 REQUIRE_SERVICES = os.environ.get("IMAGEEXTRACT_TEST_REQUIRE_SERVICES") == "1"
-PG_ADMIN_DSN = os.environ.get("IMAGEEXTRACT_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("IMAGEEXTRACT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+PG_ADMIN_DSN = os.environ.get("IMAGEEXTRACT_TEST_DATABASE_URL") or None  # each run creates its own database there
+REDIS_URL = os.environ.get("IMAGEEXTRACT_TEST_REDIS_URL") or None
+
+
+def require_redis() -> str:
+    """The test Redis URL; skips (or fails, when services are required) if unset or unreachable."""
+    import pytest
+    import redis
+
+    if REDIS_URL is None:
+        if REQUIRE_SERVICES:
+            raise RuntimeError("IMAGEEXTRACT_TEST_REDIS_URL must be set when services are required")
+        pytest.skip("IMAGEEXTRACT_TEST_REDIS_URL not set")
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except redis.RedisError as exc:
+        if REQUIRE_SERVICES:
+            raise RuntimeError(f"Redis is required for this run but unreachable: {exc}") from exc
+        pytest.skip(f"Redis not reachable: {exc}")
+    return REDIS_URL
 
 
 @dataclass
@@ -49,6 +73,7 @@ def free_port() -> int:
 async def _pg_admin(sql: str) -> None:
     import asyncpg
 
+    assert PG_ADMIN_DSN is not None
     conn = await asyncpg.connect(PG_ADMIN_DSN.replace("postgres://", "postgresql://", 1), timeout=5)
     try:
         await conn.execute(sql)
@@ -57,7 +82,11 @@ async def _pg_admin(sql: str) -> None:
 
 
 def create_pg_database() -> str | None:
-    """A fresh database for this test run, or None when Postgres is not reachable."""
+    """A fresh database for this test run, or None when Postgres is not configured or not reachable."""
+    if PG_ADMIN_DSN is None:
+        if REQUIRE_SERVICES:
+            raise RuntimeError("IMAGEEXTRACT_TEST_DATABASE_URL must be set when services are required")
+        return None
     name = f"ie_test_{secrets.token_hex(6)}"
     try:
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))

@@ -12,20 +12,7 @@ import pytest
 from imageextract.config import Settings
 from imageextract.events import MAX_PENDING, MemoryPubSub, build_pubsub
 from imageextract.events.redis import RedisPubSub
-from tests.support import REDIS_URL, REQUIRE_SERVICES
-
-
-def _redis_available() -> bool:
-    import redis
-
-    try:
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except Exception:
-        return False
+from tests.support import require_redis
 
 
 @pytest.fixture
@@ -35,11 +22,7 @@ def namespace() -> str:
 
 async def _open(kind: str, namespace: str) -> Any:
     if kind == "redis":
-        if not _redis_available():
-            if REQUIRE_SERVICES:
-                raise RuntimeError("Redis is required for this run but unreachable")
-            pytest.skip("Redis not reachable")
-        bus: Any = RedisPubSub(REDIS_URL, namespace=namespace)
+        bus: Any = RedisPubSub(require_redis(), namespace=namespace)
     else:
         bus = MemoryPubSub()
     await bus.open()
@@ -124,4 +107,4 @@ def contextlib_all(managers: list[Any]) -> Any:
 
 def test_build_pubsub_follows_settings(tmp_path: Any) -> None:
     assert isinstance(build_pubsub(Settings(data_dir=tmp_path)), MemoryPubSub)
-    assert isinstance(build_pubsub(Settings(data_dir=tmp_path, redis_url=REDIS_URL)), RedisPubSub)
+    assert isinstance(build_pubsub(Settings(data_dir=tmp_path, redis_url="redis://127.0.0.1:1/0")), RedisPubSub)

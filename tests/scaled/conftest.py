@@ -18,26 +18,14 @@ from pathlib import Path
 import pytest
 
 from tests.support import (
-    REDIS_URL,
     Backend,
     ServerProcess,
     create_pg_database,
     drop_pg_database,
     free_port,
     migrate,
+    require_redis,
 )
-
-
-def _redis_ok() -> bool:
-    import redis
-
-    try:
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-        ok = bool(client.ping())
-        client.close()
-        return ok
-    except Exception:
-        return False
 
 
 @dataclass
@@ -79,10 +67,7 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    if not _redis_ok():
-        if os.environ.get("IMAGEEXTRACT_TEST_REQUIRE_SERVICES") == "1":
-            raise RuntimeError("Redis is required for this run but unreachable")
-        pytest.skip("Redis not reachable")
+    redis_url = require_redis()
     url = create_pg_database()
     if url is None:
         pytest.skip("Postgres not reachable")
@@ -99,7 +84,7 @@ def stack() -> Iterator[Stack]:
     s3.create_bucket(Bucket=bucket)
     data_dir = Path(tempfile.mkdtemp(prefix="ie-scaled-"))
     env = {
-        "IMAGEEXTRACT_REDIS_URL": REDIS_URL,
+        "IMAGEEXTRACT_REDIS_URL": redis_url,
         "IMAGEEXTRACT_REDIS_NAMESPACE": f"ie-test-{secrets.token_hex(4)}",
         "IMAGEEXTRACT_STORAGE_URL": f"s3://{bucket}/files",
         "IMAGEEXTRACT_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
