@@ -105,6 +105,18 @@ def _admin_create_account(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _export_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from imageextract.schema import sdl
+
+    text = sdl()
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imageextract", description="ImageExtract service and tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--credits", type=int)
     ca.add_argument("--json", action="store_true")
     ca.set_defaults(func=_admin_create_account)
+
+    es = sub.add_parser("export-schema", help="write the GraphQL SDL (the committed schema.graphql)")
+    es.add_argument("--output", "-o", default="schema.graphql", help="file to write, or - for stdout")
+    es.set_defaults(func=_export_schema)
 
     ex = sub.add_parser("extract", help="extract images from URLs or local files (no server needed)",
                         add_help=False)

@@ -101,6 +101,11 @@ def build_schema() -> strawberry.Schema:
     )
 
 
+def sdl() -> str:
+    """The schema in SDL, as committed in `schema.graphql` (a test fails when the two drift)."""
+    return build_schema().as_str().rstrip("\n") + "\n"
+
+
 class GraphQLApp(GraphQL):  # type: ignore[type-arg]
     """Strawberry's ASGI app with our context: the same authentication as REST."""
 
