@@ -50,13 +50,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         async with open_runtime(settings, role="api", runtime=runtime):
             yield
 
+    from imageextract.logs import RequestIdMiddleware
     from imageextract.rest_compat.errors import (
         domain_error_handler,
         http_error_handler,
         unhandled_error_handler,
     )
 
-    middleware: list[Middleware] = []
+    middleware: list[Middleware] = [Middleware(RequestIdMiddleware)]
     app = Starlette(
         routes=_routes(runtime),
         middleware=middleware,

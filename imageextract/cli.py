@@ -21,8 +21,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         settings.host = args.host
     if args.port:
         settings.port = args.port
+    from imageextract import logs
+
+    logs.configure(settings.log_level)
     asyncio.run(_prepare(settings, migrate=not args.no_migrate))
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
+                log_level=settings.log_level.lower(), access_log=False,
                 lifespan="on", ws="websockets-sansio" if _has_sansio() else "auto")
     del db
     return 0

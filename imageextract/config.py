@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     s3_secret_access_key: str | None = None
 
     # HTTP
+    log_level: str = "INFO"  # JSON lines on stderr, a request id on each
     host: str = "127.0.0.1"
     port: int = 8000
     public_base_url: str | None = None  # absolute URLs in webhooks; default http://{host}:{port}

@@ -11,6 +11,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from imageextract import logs
+
 T = TypeVar("T")
 
 
@@ -22,12 +24,19 @@ class AsyncBridge:
         if _running_loop() is self.loop:
             coro.close()
             raise RuntimeError("AsyncBridge.run called from its own loop; await the coroutine instead")
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        future = asyncio.run_coroutine_threadsafe(_with_request_id(coro, logs.request_id.get()), self.loop)
         try:
             return future.result(timeout)
         except TimeoutError:
             future.cancel()
             raise
+
+
+async def _with_request_id(coro: Coroutine[Any, Any, T], rid: str | None) -> T:
+    """Carry the calling thread's request id into the task (a task copies the loop thread's context)."""
+    if rid is not None:
+        logs.request_id.set(rid)
+    return await coro
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -22,10 +22,11 @@ log = logging.getLogger("imageextract.worker")
 def _worker_main(settings: Settings, threads: int) -> int:
     import dramatiq
 
+    from imageextract import logs
     from imageextract.runtime import open_runtime
     from imageextract.tasks.bridge import LoopThread
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    logs.configure(settings.log_level)
     loop_thread = LoopThread()
     bridge = loop_thread.start()
     ready = threading.Event()
