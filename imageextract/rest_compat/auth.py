@@ -42,7 +42,7 @@ def clear_session_cookie(request: HTTPConnection, response: Response) -> None:
 
 async def signup(request: Request) -> JSONResponse:
     ctx = await build_context(request, check_csrf=False)
-    body = await json_body(request)
+    body = await json_body(request, allowed={"email", "password", "name"})
     password = body.get("password")
     if not isinstance(password, str):
         from imageextract.errors import ValidationError
@@ -58,7 +58,7 @@ async def signup(request: Request) -> JSONResponse:
 
 async def login(request: Request) -> JSONResponse:
     ctx = await build_context(request, check_csrf=False)
-    body = await json_body(request)
+    body = await json_body(request, allowed={"email", "password"})
     result = await auth.login(
         ctx, email=str(body.get("email") or ""), password=str(body.get("password") or ""),
         user_agent=request.headers.get("user-agent", ""),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from starlette.requests import HTTPConnection, Request
 
 from imageextract.context import Context
-from imageextract.errors import ValidationError
+from imageextract.errors import PayloadTooLarge, ValidationError
 from imageextract.services import auth
 
 MAX_JSON_BODY = 1024 * 1024
@@ -50,11 +51,24 @@ async def authed_context(conn: HTTPConnection) -> Context:
     return ctx
 
 
-async def json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_JSON_BODY:
-        raise ValidationError("Request body too large")
-    if not raw:
+async def json_body(request: Request, *, allowed: Iterable[str] | None = None,
+                    optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object. 413 past MAX_JSON_BODY (read no further than that), 400 when it is not a
+    JSON object or carries a field outside `allowed` (a typo must not be silently ignored)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_JSON_BODY:
+        raise PayloadTooLarge("Request body too large", details={"max_bytes": MAX_JSON_BODY})
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_JSON_BODY:
+            raise PayloadTooLarge("Request body too large", details={"max_bytes": MAX_JSON_BODY})
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        if optional:
+            return {}
         raise ValidationError("A JSON object body is required")
     try:
         data = json.loads(raw)
@@ -62,6 +76,11 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise ValidationError("Request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ValidationError("Request body must be a JSON object")
+    if allowed is not None:
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            raise ValidationError(f"Unknown fields: {', '.join(unknown)}",
+                                  details={"fields": unknown, "allowed": sorted(allowed)})
     return data
 
 

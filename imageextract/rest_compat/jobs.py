@@ -65,7 +65,7 @@ async def submit(request: Request) -> Response:
                                                 idempotency_key=idem,
                                                 project_id=request.query_params.get("project_id"))
     else:
-        body = await json_body(request)
+        body = await json_body(request, allowed={"type", "input", "metadata", "project_id"})
         submitted = await submission.submit_job(
             ctx, kind=body.get("type"), raw_input=body.get("input"), metadata=body.get("metadata"),
             project_id=body.get("project_id"), idempotency_key=idem,

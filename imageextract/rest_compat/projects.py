@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from imageextract.context import Context
 from imageextract.rest_compat.common import authed_context, json_body
 from imageextract.rest_compat.serializers import key_json, project_json
 from imageextract.services import keys, projects
@@ -19,7 +20,7 @@ async def list_projects(request: Request) -> JSONResponse:
 
 async def create_project(request: Request) -> JSONResponse:
     ctx = await authed_context(request)
-    body = await json_body(request)
+    body = await json_body(request, allowed={"name", "slug", "site_url", "default_webhook_url"})
     project = await projects.create_project(
         ctx, name=body.get("name"), slug=body.get("slug"), site_url=body.get("site_url"),
         default_webhook_url=body.get("default_webhook_url"),
@@ -53,11 +54,17 @@ async def list_keys(request: Request) -> JSONResponse:
 
 
 async def _optional_body(request: Request) -> dict[str, object]:
-    return await json_body(request) if await request.body() else {}
+    return await json_body(request, allowed={"label"}, optional=True)
+
+
+async def _visible_project(ctx: Context, request: Request) -> None:
+    """Someone else's project is 404 whatever the body says: check access before judging the body."""
+    await projects.get_project(ctx, request.path_params["id"])
 
 
 async def create_key(request: Request) -> JSONResponse:
     ctx = await authed_context(request)
+    await _visible_project(ctx, request)
     body = await _optional_body(request)
     issued = await keys.create_project_key(ctx, request.path_params["id"], label=body.get("label"))
     return JSONResponse({"key": issued.key, "row": key_json(issued.row)}, status_code=201)

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from imageextract.rest_compat.common import authed_context, int_param, iso, json_body
-from imageextract.services import webhooks
+from imageextract.services import projects, webhooks
 
 
 def endpoint_json(e: Any) -> dict[str, Any]:
@@ -39,7 +39,8 @@ async def list_endpoints(request: Request) -> JSONResponse:
 
 async def create_endpoint(request: Request) -> JSONResponse:
     ctx = await authed_context(request)
-    body = await json_body(request)
+    await projects.get_project(ctx, request.path_params["id"])  # someone else's project: 404 whatever the body
+    body = await json_body(request, allowed={"url", "subscribed_events"})
     e = await webhooks.create_endpoint(ctx, request.path_params["id"], url=body.get("url"),
                                        subscribed_events=body.get("subscribed_events"))
     return JSONResponse(endpoint_json(e) | {"secret": e.secret}, status_code=201)
