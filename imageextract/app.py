@@ -31,12 +31,12 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 def _routes(runtime: Runtime) -> list[BaseRoute]:
-    from imageextract.rest_compat import account, auth, downloads, jobs, projects, webhooks
+    from imageextract.rest_compat import account, auth, downloads, jobs, openapi, projects, webhooks
     from imageextract.schema import graphql_routes
 
     routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
     routes += auth.routes + account.routes + projects.routes + jobs.routes + downloads.routes
-    routes += webhooks.routes
+    routes += webhooks.routes + openapi.routes
     routes += graphql_routes(runtime)
     return routes
 
