@@ -152,12 +152,24 @@ async def revoke_dashboard_key(info: GInfo, id: strawberry.ID) -> ApiKey:
     return ApiKey.from_model(await keys.revoke_dashboard_key(info.context.ctx, str(id)))
 
 
-async def login(info: GInfo, email: str, password: str) -> LoginPayload:
-    from imageextract.rest_compat.auth import set_session_cookie
+async def sign_up(info: GInfo, email: str, password: str, name: str | None = None) -> LoginPayload:
+    gctx = info.context
+    result = await auth.sign_up(gctx.ctx, email=email, password=password, name=name,
+                                user_agent=gctx.request.headers.get("user-agent", ""))
+    return _session_payload(info, result)
 
+
+async def login(info: GInfo, email: str, password: str) -> LoginPayload:
     gctx = info.context
     result = await auth.login(gctx.ctx, email=email, password=password,
                               user_agent=gctx.request.headers.get("user-agent", ""))
+    return _session_payload(info, result)
+
+
+def _session_payload(info: GInfo, result: Any) -> LoginPayload:
+    from imageextract.rest_compat.auth import set_session_cookie
+
+    gctx = info.context
     if gctx.response is not None:
         set_session_cookie(gctx.request, gctx.response, result)
     return LoginPayload(

@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from imageextract.rest_compat.common import build_context, iso, json_body
-from imageextract.services import accounts, auth
+from imageextract.services import auth
 
 
 def _secure(request: HTTPConnection) -> bool:
@@ -43,16 +43,8 @@ def clear_session_cookie(request: HTTPConnection, response: Response) -> None:
 async def signup(request: Request) -> JSONResponse:
     ctx = await build_context(request, check_csrf=False)
     body = await json_body(request, allowed={"email", "password", "name"})
-    password = body.get("password")
-    if not isinstance(password, str):
-        from imageextract.errors import ValidationError
-
-        raise ValidationError("password is required", details={"field": "password"})
-    await accounts.create_account(
-        name=body.get("name") or body.get("email", ""), email=body.get("email", ""), password=password,
-    )
-    result = await auth.login(ctx, email=body["email"], password=password,
-                              user_agent=request.headers.get("user-agent", ""))
+    result = await auth.sign_up(ctx, email=body.get("email"), password=body.get("password"), name=body.get("name"),
+                                user_agent=request.headers.get("user-agent", ""))
     return _session_response(request, result, status=201)
 
 

@@ -116,6 +116,20 @@ class LoginResult:
     expires_at: datetime
 
 
+async def sign_up(ctx: Context, *, email: object, password: object, name: object = None,
+                  user_agent: str = "") -> LoginResult:
+    """A new account (its owner, a Default project, the free plan's credits) and a session for its owner."""
+    from imageextract.services.accounts import create_account
+
+    if not isinstance(password, str):
+        raise ValidationError("password is required", details={"field": "password"})
+    if not isinstance(email, str):
+        raise ValidationError("email is required", details={"field": "email"})
+    display = name.strip() if isinstance(name, str) and name.strip() else email
+    await create_account(name=display, email=email, password=password)
+    return await login(ctx, email=email, password=password, user_agent=user_agent)
+
+
 async def login(ctx: Context, *, email: str, password: str, user_agent: str = "") -> LoginResult:
     try:
         email = normalize_email(email)

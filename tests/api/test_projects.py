@@ -179,9 +179,9 @@ async def test_graphql_projects_and_keys_match_rest(client: httpx.AsyncClient, a
     assert created["slug"] == "docs-site" and created["status"] == "active"
     rest = (await client.get(f"/api/v1/projects/{created['id']}", headers=h)).json()
     assert (rest["id"], rest["name"], rest["slug"]) == (created["id"], "Docs Site", "docs-site")
-    g = await gql(client, """mutation($p: ID!) { createProjectKey(projectId: $p, label: "gql") { key row { id keyPrefix status } } }""",
+    g = await gql(client, """mutation($p: ID!) { createApiKey(projectId: $p, label: "gql") { key row { id keyPrefix status } } }""",
                   h, {"p": created["id"]})
-    issued = g["data"]["createProjectKey"]
+    issued = g["data"]["createApiKey"]
     keys = (await client.get(f"/api/v1/projects/{created['id']}/keys", headers=h)).json()["keys"]
     assert [k["id"] for k in keys] == [issued["row"]["id"]]
     g = await gql(client, """mutation { createProject(input: {name: ""}) { id } }""", h)
@@ -189,3 +189,15 @@ async def test_graphql_projects_and_keys_match_rest(client: httpx.AsyncClient, a
     other = await make_account()
     g = await gql(client, """query($p: ID!) { project(id: $p) { id } }""", other["headers"], {"p": created["id"]})
     assert g["errors"][0]["extensions"]["code"] == "not_found"
+    g = await gql(client, """mutation($p: ID!, $k: ID!) { rotateApiKey(projectId: $p, keyId: $k) { key row { id } } }""",
+                  h, {"p": created["id"], "k": issued["row"]["id"]})
+    rotated = g["data"]["rotateApiKey"]
+    assert rotated["key"] != issued["key"]
+    assert (await client.get("/api/v1/account", headers={"Authorization": f"Bearer {issued['key']}"})).status_code == 401
+    g = await gql(client, """query($p: ID!) { apiKeys(projectId: $p) { id status } }""", h, {"p": created["id"]})
+    assert {(k["id"], k["status"]) for k in g["data"]["apiKeys"]} == {
+        (issued["row"]["id"], "revoked"), (rotated["row"]["id"], "active")}
+    g = await gql(client, """mutation($p: ID!, $k: ID!) { revokeApiKey(projectId: $p, keyId: $k) { status } }""",
+                  h, {"p": created["id"], "k": rotated["row"]["id"]})
+    assert g["data"]["revokeApiKey"]["status"] == "revoked"
+    assert (await client.get("/api/v1/account", headers={"Authorization": f"Bearer {rotated['key']}"})).status_code == 401

@@ -73,10 +73,28 @@ async def test_graphql_login_sets_cookie(client: httpx.AsyncClient) -> None:
     email, password, _ = await _signup(client)
     client.cookies.clear()
     r = await client.post("/graphql", json={
-        "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { email accountId } }",
+        "query": "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { email accountId } }",
         "variables": {"e": email, "p": password}})
-    assert r.json()["data"]["login"]["email"] == email
+    assert r.json()["data"]["logIn"]["email"] == email
     assert "ie_session" in r.cookies
     g = await gql(client, "{ viewer { email authMethod account { membershipRole } } }")
     assert g["data"]["viewer"] == {"email": email, "authMethod": "session", "account": {"membershipRole": "owner"}}
     client.cookies.clear()
+
+
+async def test_graphql_sign_up_and_log_out(client: httpx.AsyncClient) -> None:
+    email = f"gql-{secrets.token_hex(4)}@example.com"
+    signup = """mutation($e: String!, $p: String!) { signUp(email: $e, password: $p, name: "G") { email accountId } }"""
+    r = await client.post("/graphql", json={"query": signup, "variables": {"e": email, "p": "short"}})
+    assert r.json()["errors"][0]["extensions"]["code"] == "validation_error" and "ie_session" not in r.cookies
+    r = await client.post("/graphql", json={"query": signup, "variables": {"e": email, "p": "long enough pw"}})
+    assert r.json()["data"]["signUp"]["email"] == email and "ie_session" in r.cookies
+    g = await gql(client, "{ viewer { email account { membershipRole plan } } }")
+    assert g["data"]["viewer"] == {"email": email, "account": {"membershipRole": "owner", "plan": "free"}}
+    r = await client.post("/graphql", json={"query": signup, "variables": {"e": email, "p": "long enough pw"}},
+                          headers={"Origin": str(client.base_url)})
+    assert r.json()["errors"][0]["extensions"]["code"] == "conflict"
+    r = await client.post("/graphql", json={"query": "mutation { logOut }"}, headers={"Origin": str(client.base_url)})
+    assert r.json()["data"]["logOut"] is True
+    g = await gql(client, "{ viewer { email } }")
+    assert g["errors"][0]["extensions"]["code"] == "unauthorized"
