@@ -164,6 +164,9 @@ async def list_jobs_cursor(ctx: Context, *, first: int, after: str | None, statu
     if type:
         query = query.filter(type=type)
     if project_id:
+        from imageextract.services.projects import get_project
+
+        await get_project(ctx, project_id)  # someone else's project is 404, as everywhere else
         query = query.filter(project_id=project_id)
     total = await query.count()
     if after:

@@ -18,6 +18,7 @@ from imageextract.errors import (
     Conflict,
     Forbidden,
     InsufficientCredits,
+    NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationError,
@@ -115,6 +116,10 @@ def check_uploads(uploads: list[Upload], plan: Plan) -> None:
 async def _resolve_project(ctx: Context, project_id: Any) -> str | None:
     principal = ctx.principal
     if principal is None:
+        if project_id is not None:
+            from imageextract.errors import Unauthenticated
+
+            raise Unauthenticated("Choosing a project needs an account: send an API key or sign in")
         return None
     bound = principal.project_id
     if project_id is not None:
@@ -122,9 +127,11 @@ async def _resolve_project(ctx: Context, project_id: Any) -> str | None:
             raise ValidationError("project_id must be a string", details={"field": "project_id"})
         if bound is not None and project_id != bound:
             raise Forbidden("This API key is scoped to another project", details={"project_id": project_id})
-        project = await Project.filter(id=project_id, account_id=principal.account_id, status="active").first()
+        project = await Project.filter(id=project_id, account_id=principal.account_id).first()
         if project is None:
-            raise ValidationError("Unknown or archived project", details={"field": "project_id"})
+            raise NotFound("Project not found", details={"project_id": project_id})
+        if project.status != "active":
+            raise ValidationError("The project is archived", details={"field": "project_id"})
         return project.id
     if bound is not None:
         return bound
@@ -172,6 +179,7 @@ async def submit_job(
         plan = get_plan(principal.account.plan)
         if not plan.api_access and principal.method == "api_key":
             raise Forbidden("API access is not part of this plan")
+    project = await _resolve_project(ctx, project_id)  # someone else's project: 404 before anything else
     if idempotency_key is not None and (not idempotency_key.strip() or len(idempotency_key) > 255):
         raise ValidationError("Idempotency-Key must be 1 to 255 characters", details={"field": "Idempotency-Key"})
     meta = _clean_metadata(metadata)
@@ -183,7 +191,6 @@ async def submit_job(
         urls = parse_url_input(kind, raw_input, plan)
     for i, url in enumerate(urls):
         await check_public_url(ctx, url, field="input" if kind == "url" else f"input[{i}]")
-    project = await _resolve_project(ctx, project_id)
 
     scope = principal.account_id if principal else f"guest:{ctx.client_ip or 'unknown'}"
     fingerprint = _fingerprint(kind, urls, uploads, meta, project)
