@@ -229,7 +229,7 @@ def bench_probe(quick: bool) -> None:
 
 
 _RSS_CHILD = """
-import resource, sys, time
+import sys, time
 from pathlib import Path
 data = Path(sys.argv[2]).read_bytes()
 started = time.perf_counter()
@@ -241,7 +241,9 @@ if sys.argv[1] == "engine":
 else:
     from bench.engine import bare_pymupdf
     n = bare_pymupdf(data)
-print(n, time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM is this process image's own peak (ru_maxrss would carry the parent's peak across fork + exec).
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(n, time.perf_counter() - started, hwm)
 """
 
 

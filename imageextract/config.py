@@ -29,6 +29,7 @@ class Settings(BaseSettings):
 
     # HTTP
     log_level: str = "INFO"  # JSON lines on stderr, a request id on each
+    graphiql: bool = True  # the GraphiQL IDE on GET /graphql (turn off in production)
     host: str = "127.0.0.1"
     port: int = 8000
     public_base_url: str | None = None  # absolute URLs in webhooks; default http://{host}:{port}

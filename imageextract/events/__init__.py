@@ -34,8 +34,9 @@ class Subscription:
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(max_pending)
         self.dropped = 0
 
-    def deliver(self, raw: str | bytes) -> None:
-        message = json.loads(raw)
+    def deliver(self, message: dict[str, Any]) -> None:
+        """Queue a parsed message. One parsed object is shared by every local subscriber: read it, never
+        change it."""
         if self._queue.full():  # slow consumer: drop the oldest, keep the newest (every event is a full state)
             self._queue.get_nowait()
             self.dropped += 1
@@ -73,9 +74,12 @@ class MemoryPubSub:
         self._subscribers.clear()
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
-        raw = json.dumps(message, default=str)
-        for subscription in list(self._subscribers.get(channel, ())):
-            subscription.deliver(raw)
+        subscribers = list(self._subscribers.get(channel, ()))
+        if not subscribers:
+            return
+        shared = json.loads(json.dumps(message, default=str))  # the same values the Redis backend delivers
+        for subscription in subscribers:
+            subscription.deliver(shared)
 
     @contextlib.asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:

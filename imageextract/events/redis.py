@@ -76,11 +76,16 @@ class RedisPubSub:
                 if event is not None:
                     event.set()
             elif message["type"] == "message":
-                for subscription in list(self._local.get(name, ())):
-                    try:
-                        subscription.deliver(message["data"])
-                    except ValueError:
-                        log.warning("dropping a malformed message on %s", name)
+                subscribers = list(self._local.get(name, ()))
+                if not subscribers:
+                    continue
+                try:
+                    parsed = json.loads(message["data"])  # once, shared by every local subscriber
+                except ValueError:
+                    log.warning("dropping a malformed message on %s", name)
+                    continue
+                for subscription in subscribers:
+                    subscription.deliver(parsed)
 
     async def _add(self, subscription: Subscription) -> None:
         name = subscription.channel

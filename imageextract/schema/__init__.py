@@ -158,5 +158,5 @@ class GraphQLApp(GraphQL):  # type: ignore[type-arg]
 
 def graphql_routes(runtime: Runtime) -> list[BaseRoute]:
     app = GraphQLApp(build_schema(), subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
-                     multipart_uploads_enabled=True)
+                     multipart_uploads_enabled=True, graphql_ide="graphiql" if runtime.settings.graphiql else None)
     return [Route("/graphql", app, methods=["GET", "POST"]), WebSocketRoute("/graphql", app)]

@@ -22,3 +22,22 @@ def test_export_schema_command_prints_the_same_sdl() -> None:
     assert out.stdout == sdl()
     for name in ("type Query", "type Mutation", "type Subscription", "jobProgress(jobId: ID!)", "submitJob"):
         assert name in out.stdout
+
+
+def test_graphiql_is_a_setting(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.support import Backend, ServerProcess, migrate
+
+    backend = Backend(name="sqlite", data_dir=tmp_path, database_url=None)
+    migrate(backend)
+    for enabled, expected in (("true", 200), ("false", 404)):
+        proc = ServerProcess(backend, extra_env={"IMAGEEXTRACT_GRAPHIQL": enabled})
+        try:
+            r = httpx.get(f"{proc.base_url}/graphql", headers={"Accept": "text/html"}, timeout=10)
+            assert r.status_code == expected, (enabled, r.status_code)
+            assert ("graphiql" in r.text.lower()) is (enabled == "true")
+            api = httpx.post(f"{proc.base_url}/graphql", json={"query": "{ __typename }"}, timeout=10)
+            assert api.json() == {"data": {"__typename": "Query"}}, "the API itself is served either way"
+        finally:
+            proc.stop()
