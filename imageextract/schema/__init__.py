@@ -11,7 +11,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from imageextract.errors import DomainError
@@ -90,6 +92,9 @@ class Subscription:
     job_progress: JobProgressEvent = strawberry.subscription(resolver=j.job_progress)
 
 
+LIMIT_RULES = [max_depth_rule(10, None), max_aliases_rule(30)]  # query depth, aliases per document
+
+
 class Schema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Log only what is our fault: a DomainError (404, 403, validation...) is an answer, not an incident."""
@@ -104,9 +109,13 @@ def build_schema() -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=[
-            lambda: QueryDepthLimiter(max_depth=10),
+            # Parsing and validating the same document again for every request or subscriber is pure cost
+            # (a thousand subscribers send one query text): cache both, keyed by the document.
+            # The limit rules are built once: the validation cache keys on the rule classes too.
+            lambda: ParserCache(maxsize=256),
+            lambda: AddValidationRules(LIMIT_RULES),
+            lambda: ValidationCache(maxsize=256),
             lambda: MaxTokensLimiter(max_token_count=2000),
-            lambda: MaxAliasesLimiter(max_alias_count=30),
         ],
     )
 

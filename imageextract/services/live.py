@@ -16,10 +16,10 @@ from imageextract.services import progress
 async def follow(runtime: Any, job_id: Any, *, heartbeat: float | None = None) -> AsyncIterator[dict[str, Any] | None]:
     """Yield job and item events; None every `heartbeat` seconds of silence; stop after the terminal event."""
     async with runtime.events.subscribe(progress.channel(job_id)) as subscription:
-        for event in await progress.snapshot(job_id):
+        current = await progress.snapshot(job_id)
+        for event in current:
             yield event
-        first = (await progress.snapshot(job_id))[0]
-        if first["status"] in progress.TERMINAL:
+        if current[0]["status"] in progress.TERMINAL:
             return
         last_beat = time.monotonic()
         while True:

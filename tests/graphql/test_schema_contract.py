@@ -41,3 +41,19 @@ def test_graphiql_is_a_setting(tmp_path: Path) -> None:
             assert api.json() == {"data": {"__typename": "Query"}}, "the API itself is served either way"
         finally:
             proc.stop()
+
+
+async def test_depth_alias_and_token_limits() -> None:
+    from imageextract.schema import build_schema
+
+    schema = build_schema()
+    nested = "query { jobs { nodes { " + "items { job { items { job { " * 3 + "id" + " } } } }" * 3 + " } } }"
+    aliases = "{ " + " ".join(f"a{i}: __typename" for i in range(31)) + " }"
+    tokens = "{ " + " ".join("__typename" for _ in range(2001)) + " }"
+    for query, needle in ((nested, "exceeds maximum operation depth"), (aliases, "aliases"),
+                          (tokens, "token")):
+        for _ in range(2):  # the second run is served by the parser and validation caches
+            result = await schema.execute(query)
+            assert result.errors and needle in result.errors[0].message.lower(), (needle, result.errors)
+    ok = await schema.execute("{ a1: __typename a2: __typename }")
+    assert ok.errors is None and ok.data == {"a1": "Query", "a2": "Query"}
