@@ -14,6 +14,7 @@ import codecs
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit, urlunsplit
 
@@ -30,6 +31,33 @@ ICON_RELS = frozenset({"icon", "apple-touch-icon", "apple-touch-icon-precomposed
 # Which construct wins when one image is found several ways (a richer, more specific provenance first).
 CONSTRUCT_RANK = {"picture": 0, "srcset": 1, "img": 2, "svg": 3, "data-uri": 4, "video": 5, "meta": 6, "css": 7, "icon": 8}
 _TAB_NL = re.compile(r"[\t\n\r]")
+_PLAIN_PATH = re.compile(r"^/[^/\\][^\\]*$")  # root-relative, no backslashes (urljoin's cases stay with urljoin)
+
+
+@lru_cache(maxsize=256)
+def _origin(base: str) -> tuple[str, str] | None:
+    parts = urlsplit(base)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return scheme, parts.netloc.lower()
+
+
+def _absolute(base: str, value: str) -> str | None:
+    """`value` resolved against `base` as an http(s) URL without fragment, or None. Root-relative paths
+    without dot segments (most of a page's images) skip urljoin, which dominates discovery time."""
+    try:
+        if _PLAIN_PATH.match(value) and "/." not in value:
+            origin = _origin(base)
+            if origin is not None:
+                path, _, _ = value.partition("#")
+                return f"{origin[0]}://{origin[1]}{path}"
+        parts = urlsplit(urljoin(base, value))
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query, ""))
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
 
 
@@ -130,14 +158,7 @@ class _Walker:
             return None
         if value[:5].lower() == "data:":
             return "data:" + value[5:]
-        try:
-            absolute = urljoin(base or self.base_url, value)
-            parts = urlsplit(absolute)
-        except ValueError:
-            return None
-        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-            return None
-        return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query, ""))
+        return _absolute(base or self.base_url, value)
 
     def add(self, url: str | None, construct: str, **fields: Any) -> Found | None:
         if url is None:
