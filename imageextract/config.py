@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     embedded_worker: bool = True  # run worker threads inside the API process (in-process broker only)
     worker_threads: int = 4
     worker_processes: int = 2
+    item_retry_delays: Annotated[list[float], NoDecode] = Field(default_factory=lambda: [2.0, 10.0])  # transient faults
     item_stuck_seconds: float = 600  # reconciler re-enqueues items running longer than this
     reconcile_interval_seconds: float = 30.0
 
@@ -83,7 +84,7 @@ class Settings(BaseSettings):
             ipaddress.ip_network(cidr, strict=False)
         return v
 
-    @field_validator("webhook_retry_schedule", mode="before")
+    @field_validator("webhook_retry_schedule", "item_retry_delays", mode="before")
     @classmethod
     def _split_floats(cls, v: Any) -> Any:
         if isinstance(v, str):

@@ -4,6 +4,7 @@ Routes:
   /page/<n>            an HTML page with n distinct PNG images (alt text "image <i>")
   /img/<i>.png         a PNG whose size depends on i (i+10 by i+5 pixels)
   /slow/<secs>/<n>     like /page/<n>, after sleeping <secs> seconds
+  /flaky/<key>/<f>/<n> 503 for the first <f> requests of <key>, then like /page/<n>
   /status/<code>       an empty response with that status code
 """
 
@@ -32,6 +33,10 @@ def page_html(n: int) -> bytes:
     return f"<!doctype html><html><head><title>t</title></head><body>{tags}</body></html>".encode()
 
 
+_FLAKY: dict[str, int] = {}  # /flaky/<key>/<failures>/<n>: 503 for the first <failures> hits of <key>
+_FLAKY_LOCK = threading.Lock()
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -54,6 +59,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif m := re.fullmatch(r"/slow/([\d.]+)/(\d+)", self.path):
             time.sleep(float(m[1]))
             self._send(200, page_html(int(m[2])), "text/html; charset=utf-8")
+        elif m := re.fullmatch(r"/flaky/(\w+)/(\d+)/(\d+)", self.path):
+            with _FLAKY_LOCK:
+                seen = _FLAKY[m[1]] = _FLAKY.get(m[1], 0) + 1
+            if seen <= int(m[2]):
+                self._send(503, b"try again", "text/plain")
+            else:
+                self._send(200, page_html(int(m[3])), "text/html; charset=utf-8")
         elif m := re.fullmatch(r"/status/(\d+)", self.path):
             self._send(int(m[1]), b"", "text/plain")
         else:

@@ -126,6 +126,7 @@ class ServerProcess:
             "IMAGEEXTRACT_SSRF_ALLOW": "127.0.0.0/8,::1/128",
             "IMAGEEXTRACT_WEBHOOK_RETRY_SCHEDULE": "0,0.3,0.3,0.3,0.3",
             "IMAGEEXTRACT_RECONCILE_INTERVAL_SECONDS": "1",
+            "IMAGEEXTRACT_ITEM_RETRY_DELAYS": "0.2,0.2",
             "PYTHONUNBUFFERED": "1",
         })
         if backend.database_url:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +27,20 @@ from imageextract.services.plans import GUEST_PLAN, PLANS
 log = logging.getLogger("imageextract.pipeline")
 
 SLOT_RETRY_MS = 300
+# A source that failed for a reason that may pass (timeout, connection error, 408/425/429/5xx) is tried again
+# after IMAGEEXTRACT_ITEM_RETRY_DELAYS; a 404, an SSRF refusal or an unreadable document is final at once.
+_TRANSIENT_HTTP = re.compile(r"^HTTP (408|425|429|5\d\d)\b")
+_TRANSIENT_NETWORK = re.compile(r"(ConnectError|ConnectTimeout|ReadError|ReadTimeout|RemoteProtocolError|"
+                                r"WriteError|PoolTimeout|DNS lookup for \S+ (failed|timed out))")
+
+
+def is_transient(item: JobItem, code: str | None, message: str | None) -> bool:
+    if item.kind != "url":
+        return False  # parsing a document is deterministic: the same bytes fail the same way
+    if code == "timeout":
+        return True
+    return code == "fetch_failed" and bool(_TRANSIENT_HTTP.match(message or "") or
+                                          _TRANSIENT_NETWORK.search(message or ""))
 
 
 def _now() -> datetime:
@@ -167,6 +183,9 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
                     stored: list[tuple[Any, str | None]], duration_ms: int) -> str:
     ok = result.status == "done"
     now = _now()
+    delays = runtime.settings.item_retry_delays
+    if not ok and attempt <= len(delays) and is_transient(item, result.error_code, result.error_message):
+        return await _retry_later(runtime, job, item, attempt, result, duration_ms, delays[attempt - 1])
     async with in_transaction() as conn:
         updated = await JobItem.filter(id=item.id, status="processing", attempts=attempt).using_db(conn).update(
             status="done" if ok else "failed", image_count=len(stored) if ok else 0, duration_ms=duration_ms,
@@ -191,6 +210,23 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
     await progress.publish(runtime, job.id, progress.item_event(job.id, fresh))
     await maybe_finalize(runtime, job.id)
     return "done" if ok else "failed"
+
+
+async def _retry_later(runtime: Any, job: Job, item: JobItem, attempt: int, result: Any, duration_ms: int,
+                       delay: float) -> str:
+    """Give the item back to the queue and schedule attempt `attempt + 1` (the credit stays taken)."""
+    released = await JobItem.filter(id=item.id, status="processing", attempts=attempt).update(
+        status="queued", lease_expires_at=None, duration_ms=duration_ms, error_code=result.error_code,
+        error_message=f"attempt {attempt} failed, retrying: {result.error_message or result.error_code}"[:2000],
+    )
+    if not released:
+        return "skipped"
+    fresh = await JobItem.get(id=item.id)
+    await progress.publish(runtime, job.id, progress.item_event(job.id, fresh))
+    jittered = delay * random.uniform(1.0, 1.2)
+    runtime.enqueue("process_item", str(item.id), delay=int(jittered * 1000) or None)
+    log.info("item %s: %s on attempt %d, retrying in %.1fs", item.id, result.error_code, attempt, jittered)
+    return "retrying"
 
 
 async def maybe_finalize(runtime: Any, job_id: Any) -> bool:
