@@ -9,19 +9,9 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 # Stable per-source error codes. Callers store these on job items and show them to users.
-ERROR_CODES = (
-    "ssrf_blocked",
-    "fetch_failed",
-    "timeout",
-    "unsupported_input",
-    "document_too_large",
-    "page_limit_exceeded",
-    "extraction_failed",
-)
-
 ErrorCode = Literal[
     "ssrf_blocked",
     "fetch_failed",
@@ -31,6 +21,7 @@ ErrorCode = Literal[
     "page_limit_exceeded",
     "extraction_failed",
 ]
+ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
 
 # Where an image was found on a web page.
 Construct = Literal["img", "srcset", "picture", "css", "meta", "icon", "svg", "data-uri", "video", "document", "file"]
