@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.expressions import F, Q
+from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from imageextract.context import Context
@@ -231,12 +232,12 @@ async def _retry_later(runtime: Any, job: Job, item: JobItem, attempt: int, resu
 
 async def maybe_finalize(runtime: Any, job_id: Any) -> bool:
     """Give the job its terminal status once every item is terminal. Exactly one caller wins."""
-    open_items = await JobItem.filter(job_id=job_id, status__not_in=list(progress.TERMINAL)).count()
-    if open_items:
+    rows = await JobItem.filter(job_id=job_id).annotate(n=Count("id")).group_by("status").values("status", "n")
+    counts = {row["status"]: row["n"] for row in rows}  # one query for every status
+    if any(n for s, n in counts.items() if s not in progress.TERMINAL):
         await progress.publish_job(runtime, job_id)
         return False
-    counts = {s: await JobItem.filter(job_id=job_id, status=s).count() for s in progress.TERMINAL}
-    done, failed, cancelled = counts["done"], counts["failed"], counts["cancelled"]
+    done, failed, cancelled = (counts.get(s, 0) for s in ("done", "failed", "cancelled"))
     if done == 0 and failed == 0:
         status = "cancelled"
     elif done == 0:
