@@ -13,17 +13,20 @@ from imageextract.services.plans import get_plan
 
 
 async def get_account(request: Request) -> JSONResponse:
+    """Fetch the authenticated account summary and membership role."""
     ctx = await authed_context(request)
     return JSONResponse(await accounts.account_summary(ctx))
 
 
 async def get_credits(request: Request) -> JSONResponse:
+    """Fetch the account-level credit balance used by the API platform."""
     ctx = await authed_context(request)
     account = await accounts.get_account(ctx)
     return JSONResponse({"account_id": account.id, "plan": account.plan, "credits": account.credits})
 
 
 async def get_ledger(request: Request) -> JSONResponse:
+    """Fetch recent account credit ledger entries (?limit=50)."""
     ctx = await authed_context(request)
     limit = int_param(request, "limit", 50, lo=1, hi=500)
     principal = ctx.require_principal()
@@ -32,12 +35,14 @@ async def get_ledger(request: Request) -> JSONResponse:
 
 
 async def get_limits(request: Request) -> JSONResponse:
+    """Fetch account plan limits and platform caps."""
     ctx = await authed_context(request)
     account = await accounts.get_account(ctx)
     return JSONResponse({"account_id": account.id, "limits": get_plan(account.plan).limits()})
 
 
 async def get_usage(request: Request) -> JSONResponse:
+    """Fetch account usage rollup over a time window (?since=...&until=...)."""
     ctx = await authed_context(request)
     since = usage.parse_instant(request.query_params.get("since"), field="since")
     until = usage.parse_instant(request.query_params.get("until"), field="until")

@@ -41,6 +41,7 @@ def clear_session_cookie(request: HTTPConnection, response: Response) -> None:
 
 
 async def signup(request: Request) -> JSONResponse:
+    """Create an account with its owner and start a browser session (sets the session cookie)."""
     ctx = await build_context(request, check_csrf=False)
     body = await json_body(request, allowed={"email", "password", "name"})
     result = await auth.sign_up(ctx, email=body.get("email"), password=body.get("password"), name=body.get("name"),
@@ -49,6 +50,7 @@ async def signup(request: Request) -> JSONResponse:
 
 
 async def login(request: Request) -> JSONResponse:
+    """Start a browser session from email and password (sets the session cookie)."""
     ctx = await build_context(request, check_csrf=False)
     body = await json_body(request, allowed={"email", "password"})
     result = await auth.login(
@@ -59,6 +61,7 @@ async def login(request: Request) -> JSONResponse:
 
 
 async def logout(request: Request) -> JSONResponse:
+    """End the current browser session: revoke it and clear the session cookie."""
     ctx = await build_context(request)
     revoked = await auth.logout(ctx)
     response = JSONResponse({"logged_out": revoked})

@@ -22,23 +22,27 @@ def _zip_response(name: str, entries: Any) -> StreamingResponse:
 
 
 async def job_zip(request: Request) -> Response:
+    """Download all extracted images of the job as a ZIP archive."""
     ctx = await build_context(request)
     job, entries = await downloads.zip_entries(ctx, request.path_params["id"], group_id=None)
     return _zip_response(f"imageextract-{str(job.id)[:8]}.zip", entries)
 
 
 async def group_zip(request: Request) -> Response:
+    """Download one group's (source's) images as a ZIP archive."""
     ctx = await build_context(request)
     job, entries = await downloads.zip_entries(ctx, request.path_params["id"], group_id=request.path_params["group"])
     return _zip_response(f"imageextract-{str(job.id)[:8]}-{request.path_params['group'][:8]}.zip", entries)
 
 
 async def manifest(request: Request) -> JSONResponse:
+    """Fetch a download manifest: job ZIP, per-group ZIP and per-image download URLs."""
     ctx = await build_context(request)
     return JSONResponse(await downloads.manifest(ctx, request.path_params["id"]))
 
 
 async def image_file(request: Request) -> Response:
+    """Download one extracted image."""
     ctx = await build_context(request)
     image, chunks, size = await downloads.image_stream(ctx, request.path_params["id"], request.path_params["name"])
     headers = {"Content-Disposition": f'inline; filename="{downloads.header_safe(image.filename)}"',

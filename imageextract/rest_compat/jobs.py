@@ -47,6 +47,7 @@ async def _read_uploads(request: Request, max_files: int, max_bytes: int) -> lis
 
 
 async def submit(request: Request) -> Response:
+    """Submit a URL or bulk job (JSON) or upload documents (multipart form data); honours Idempotency-Key."""
     ctx = await build_context(request)
     guest_cookie: str | None = None
     if ctx.principal is None and not ctx.guest_token:
@@ -82,18 +83,21 @@ async def submit(request: Request) -> Response:
 
 
 async def get_job(request: Request) -> JSONResponse:
+    """Fetch job status and grouped progress summary."""
     ctx = await build_context(request)
     job = await jobs.get_job(ctx, request.path_params["id"])
     return JSONResponse(job_json(job, await jobs.items_of(job)))
 
 
 async def get_items(request: Request) -> JSONResponse:
+    """Fetch the job's items (one per source) with status, timing, errors and image counts."""
     ctx = await build_context(request)
     job = await jobs.get_job(ctx, request.path_params["id"])
     return JSONResponse({"job_id": str(job.id), "items": [item_json(i) for i in await jobs.items_of(job)]})
 
 
 async def get_result(request: Request) -> JSONResponse:
+    """Fetch the full extraction result (images) of a completed job."""
     ctx = await build_context(request)
     job, images = await jobs.result_of(ctx, request.path_params["id"])
     storage = request.app.state.runtime.storage
@@ -106,18 +110,21 @@ async def get_result(request: Request) -> JSONResponse:
 
 
 async def cancel(request: Request) -> JSONResponse:
+    """Cancel a pending or queued job; reserved credits are refunded."""
     ctx = await build_context(request)
     await jobs.cancel_job(ctx, request.path_params["id"])
     return JSONResponse({"cancelled": True})
 
 
 async def retry(request: Request) -> JSONResponse:
+    """Create a fresh retry job from the original input (consumes credits again)."""
     ctx = await build_context(request)
     submitted = await jobs.retry_job(ctx, request.path_params["id"])
     return JSONResponse({"job_id": str(submitted.job.id)}, status_code=202)
 
 
 async def stream(request: Request) -> Response:
+    """Server-Sent Events stream of the job's progress."""
     from imageextract.services import live
 
     ctx = await build_context(request)
@@ -136,6 +143,7 @@ async def stream(request: Request) -> Response:
 
 
 async def dashboard_jobs(request: Request) -> JSONResponse:
+    """Paginated job history for the authenticated user (?page=1&limit=20)."""
     ctx = await authed_context(request)
     page = int_param(request, "page", 1, lo=1, hi=100_000)
     limit = int_param(request, "limit", 20, lo=1, hi=100)

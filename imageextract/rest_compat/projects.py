@@ -13,12 +13,14 @@ from imageextract.services import keys, projects
 
 
 async def list_projects(request: Request) -> JSONResponse:
+    """List projects for the authenticated account."""
     ctx = await authed_context(request)
     rows = await projects.list_projects(ctx)
     return JSONResponse({"projects": [project_json(p) for p in rows]})
 
 
 async def create_project(request: Request) -> JSONResponse:
+    """Create a new project within the authenticated account."""
     ctx = await authed_context(request)
     body = await json_body(request, allowed={"name", "slug", "site_url", "default_webhook_url"})
     project = await projects.create_project(
@@ -29,11 +31,13 @@ async def create_project(request: Request) -> JSONResponse:
 
 
 async def get_project(request: Request) -> JSONResponse:
+    """Fetch a single project."""
     ctx = await authed_context(request)
     return JSONResponse(project_json(await projects.get_project(ctx, request.path_params["id"])))
 
 
 async def update_project(request: Request) -> JSONResponse:
+    """Update a project."""
     ctx = await authed_context(request)
     body = await json_body(request)
     project = await projects.update_project(ctx, request.path_params["id"], changes=body)
@@ -41,12 +45,14 @@ async def update_project(request: Request) -> JSONResponse:
 
 
 async def archive_project(request: Request) -> JSONResponse:
+    """Archive a project."""
     ctx = await authed_context(request)
     project = await projects.archive_project(ctx, request.path_params["id"])
     return JSONResponse(project_json(project))
 
 
 async def list_keys(request: Request) -> JSONResponse:
+    """List project API keys."""
     ctx = await authed_context(request)
     project_id = request.path_params["id"]
     rows = await keys.list_project_keys(ctx, project_id)
@@ -63,6 +69,7 @@ async def _visible_project(ctx: Context, request: Request) -> None:
 
 
 async def create_key(request: Request) -> JSONResponse:
+    """Create a new project API key; the full key is returned once."""
     ctx = await authed_context(request)
     await _visible_project(ctx, request)
     body = await _optional_body(request)
@@ -71,23 +78,27 @@ async def create_key(request: Request) -> JSONResponse:
 
 
 async def revoke_key(request: Request) -> JSONResponse:
+    """Revoke an existing project API key."""
     ctx = await authed_context(request)
     await keys.revoke_project_key(ctx, request.path_params["id"], request.path_params["key_id"])
     return JSONResponse({"revoked": True})
 
 
 async def rotate_key(request: Request) -> JSONResponse:
+    """Rotate a project API key: create a replacement and revoke the previous key."""
     ctx = await authed_context(request)
     issued = await keys.rotate_project_key(ctx, request.path_params["id"], request.path_params["key_id"])
     return JSONResponse({"key": issued.key, "previous_key_id": issued.previous_key_id, "row": key_json(issued.row)})
 
 
 async def list_dashboard_keys(request: Request) -> JSONResponse:
+    """List the caller's dashboard API keys (prefixes only)."""
     ctx = await authed_context(request)
     return JSONResponse({"keys": [key_json(k) for k in await keys.list_dashboard_keys(ctx)]})
 
 
 async def create_dashboard_key(request: Request) -> JSONResponse:
+    """Create a new API key; the full key is returned once."""
     ctx = await authed_context(request)
     body = await _optional_body(request)
     issued = await keys.create_dashboard_key(ctx, label=body.get("label"))
@@ -95,6 +106,7 @@ async def create_dashboard_key(request: Request) -> JSONResponse:
 
 
 async def revoke_dashboard_key(request: Request) -> JSONResponse:
+    """Revoke an API key, with immediate effect."""
     ctx = await authed_context(request)
     await keys.revoke_dashboard_key(ctx, request.path_params["id"])
     return JSONResponse({"deleted": True})

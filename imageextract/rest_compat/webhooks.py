@@ -31,6 +31,7 @@ def delivery_json(d: Any) -> dict[str, Any]:
 
 
 async def list_endpoints(request: Request) -> JSONResponse:
+    """List webhook endpoints for a project."""
     ctx = await authed_context(request)
     pid = request.path_params["id"]
     rows = await webhooks.list_endpoints(ctx, pid)
@@ -38,6 +39,7 @@ async def list_endpoints(request: Request) -> JSONResponse:
 
 
 async def create_endpoint(request: Request) -> JSONResponse:
+    """Create a new project webhook endpoint; the signing secret is returned once."""
     ctx = await authed_context(request)
     await projects.get_project(ctx, request.path_params["id"])  # someone else's project: 404 whatever the body
     body = await json_body(request, allowed={"url", "subscribed_events"})
@@ -47,6 +49,7 @@ async def create_endpoint(request: Request) -> JSONResponse:
 
 
 async def update_endpoint(request: Request) -> JSONResponse:
+    """Update a webhook endpoint's URL, subscriptions or status."""
     ctx = await authed_context(request)
     body = await json_body(request)
     e = await webhooks.update_endpoint(ctx, request.path_params["id"], request.path_params["webhook_id"], changes=body)
@@ -54,18 +57,21 @@ async def update_endpoint(request: Request) -> JSONResponse:
 
 
 async def delete_endpoint(request: Request) -> JSONResponse:
+    """Delete a webhook endpoint."""
     ctx = await authed_context(request)
     await webhooks.delete_endpoint(ctx, request.path_params["id"], request.path_params["webhook_id"])
     return JSONResponse({"deleted": True})
 
 
 async def test_endpoint(request: Request) -> JSONResponse:
+    """Enqueue a test webhook delivery."""
     ctx = await authed_context(request)
     d = await webhooks.send_test(ctx, request.path_params["id"], request.path_params["webhook_id"])
     return JSONResponse({"delivery_id": d.id}, status_code=202)
 
 
 async def list_deliveries(request: Request) -> JSONResponse:
+    """List webhook deliveries for a project (?limit=50)."""
     ctx = await authed_context(request)
     pid = request.path_params["id"]
     limit = int_param(request, "limit", 50, lo=1, hi=500)
@@ -74,6 +80,7 @@ async def list_deliveries(request: Request) -> JSONResponse:
 
 
 async def get_delivery(request: Request) -> JSONResponse:
+    """Fetch a single webhook delivery's payload and status."""
     ctx = await authed_context(request)
     d, attempts = await webhooks.get_delivery(ctx, request.path_params["id"], request.path_params["delivery_id"])
     return JSONResponse(delivery_json(d) | {
