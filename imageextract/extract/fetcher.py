@@ -18,6 +18,7 @@ Failures raise ExtractError with code ssrf_blocked, fetch_failed or timeout.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -167,7 +168,10 @@ def _media_type(headers: httpx.Headers) -> tuple[str | None, str | None]:
     return media, charset
 
 
+@functools.lru_cache(maxsize=1)
 def default_ssl_context() -> ssl.SSLContext:
+    """One verifying client context per process: loading the CA bundle costs ~20 ms, and a context is safe to
+    share between connections and threads (httpcore only sets the same ALPN list on it each time)."""
     try:
         import certifi
 
