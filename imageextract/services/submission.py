@@ -192,7 +192,14 @@ async def submit_job(
     for i, url in enumerate(urls):
         await check_public_url(ctx, url, field="input" if kind == "url" else f"input[{i}]")
 
-    scope = principal.account_id if principal else f"guest:{ctx.client_ip or 'unknown'}"
+    # Idempotency keys belong to the caller: the account, or the guest cookie (never just an IP that other
+    # guests share; without a cookie there is nothing better).
+    if principal is not None:
+        scope = principal.account_id
+    elif ctx.guest_token:
+        scope = f"guest:{sha256_hex(ctx.guest_token)}"
+    else:
+        scope = f"guest-ip:{ctx.client_ip or 'unknown'}"
     fingerprint = _fingerprint(kind, urls, uploads, meta, project)
     if idempotency_key:
         existing = await _replay(scope, idempotency_key, fingerprint)

@@ -33,7 +33,7 @@ async def test_guest_jobs(guest_server: ServerProcess, pages: ThreadingHTTPServe
     async with httpx.AsyncClient(base_url=guest_server.base_url, timeout=30) as guest:
         ids = []
         for i in range(3):
-            r = await guest.post("/api/v1/jobs", json=body)
+            r = await guest.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": f"guest-key-{i}"})
             assert r.status_code == 202, r.text
             assert r.headers["X-RateLimit-Limit"] == "3"
             assert r.headers["X-RateLimit-Remaining"] == str(2 - i)
@@ -48,6 +48,11 @@ async def test_guest_jobs(guest_server: ServerProcess, pages: ThreadingHTTPServe
         assert result.status_code == 200 and result.json()["image_count"] == 1
         r = await guest.post("/api/v1/jobs", json={"type": "bulk", "input": [body["input"]]})
         assert r.status_code == 401, "bulk jobs need an account"
+        replay = await guest.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": "guest-key-0"})
+        assert replay.status_code == 202 and replay.json()["job_id"] == ids[0], "a replay is not a new job"
     async with httpx.AsyncClient(base_url=guest_server.base_url, timeout=30) as stranger:
         r = await stranger.get(f"/api/v1/jobs/{ids[0]}")
         assert r.status_code == 403, "without the guest cookie the job is someone else's"
+        # Same IP, same key, same body, another guest: not the first guest's job (keys belong to the cookie).
+        r = await stranger.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": "guest-key-0"})
+        assert r.status_code == 429 and "job_id" not in r.text
