@@ -67,8 +67,9 @@ _IMAGE_FIELDS = frozenset(f.name for f in dataclasses.fields(ExtractedImage)) - 
 def run_document(data: bytes, *, filename: str | None, options: ExtractOptions) -> list[ExtractedImage]:
     """`documents.extract_unsandboxed` in a sandbox child; the images with their bytes."""
     reply, blobs = _POOL.run("document", None, data, filename, options)
+    digests: dict[int, str] = {}  # blob index -> SHA-256, each blob hashed once however often it is used
     try:
-        return [_image_from(item, blobs) for item in reply["images"]]
+        return [_image_from(item, blobs, digests) for item in reply["images"]]
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ExtractError("extraction_failed", f"the sandbox returned a malformed result: {exc}") from None
 
@@ -307,12 +308,15 @@ def _close_all(workers: list[_Worker]) -> None:
         worker.stop()
 
 
-def _image_from(item: dict[str, Any], blobs: list[bytes]) -> ExtractedImage:
+def _image_from(item: dict[str, Any], blobs: list[bytes], digests: dict[int, str]) -> ExtractedImage:
     blob = item.get("blob")
     image = ExtractedImage(**{k: v for k, v in item.items() if k in _IMAGE_FIELDS})
     if blob is not None:
-        data = blobs[int(blob)]
-        digest = hashlib.sha256(data).hexdigest()  # recomputed: the parent does not trust the child's hashes
+        index = int(blob)
+        data = blobs[index]
+        digest = digests.get(index)
+        if digest is None:  # recomputed: the parent does not trust the child's hashes
+            digest = digests[index] = hashlib.sha256(data).hexdigest()
         image.data, image.file_size, image.content_hash, image.document_asset_hash = data, len(data), digest, digest
     return image
 
@@ -418,7 +422,9 @@ def _pack(images: list[ExtractedImage], blobs: list[bytes]) -> list[dict[str, An
     for image in images:
         item = image.to_dict()
         if image.data is not None:
-            key = hashlib.sha256(image.data).hexdigest()
+            # documents.assets sets content_hash = SHA-256 of data; hashing again would cost as much as parsing
+            # a JPEG-heavy PDF. The parent recomputes it per blob either way.
+            key = image.content_hash or hashlib.sha256(image.data).hexdigest()
             if key not in index:
                 index[key] = len(blobs)
                 blobs.append(image.data)

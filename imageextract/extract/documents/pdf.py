@@ -16,6 +16,8 @@ RGBA (or grey+alpha) PNG with the mask merged in. Images over `options.max_image
 `error` set and no bytes, without being decoded.
 
 PyMuPDF is not thread-safe: everything here runs under one lock (in the sandbox each child is single-threaded).
+Memory: MuPDF's store (decoded images) is emptied after every page, so a long document costs its own bytes plus
+the extracted images, not the decoded pixels of every page.
 """
 
 from __future__ import annotations
@@ -103,6 +105,10 @@ class _Extractor:
                 raise
             except Exception as exc:
                 log.warning("PDF page %d failed: %s", pno + 1, exc)
+            finally:
+                # MuPDF's store keeps every decoded image (up to 256 MB) although `self.cache` already holds the
+                # bytes we reuse: emptying it per page keeps memory flat across long documents (and is faster).
+                self.fitz.TOOLS.store_shrink(100)
         return images
 
     # Page ------------------------------------------------------------------------------------------
@@ -110,7 +116,7 @@ class _Extractor:
     def _page(self, page: Any, page_no: int, rows: list[tuple[Any, ...]], masks: set[int]) -> list[ExtractedImage]:
         out: list[ExtractedImage] = []
         content = self._page_content(page)
-        forms = self._drawn_forms(page, content)
+        forms = self._drawn_forms(page, content, rows)
         streams: dict[int, bytes | None] = {0: content, **(forms or {})}
         drawn: dict[int, set[bytes] | None] = {}
         seen: set[int] = set()
@@ -147,9 +153,16 @@ class _Extractor:
         except Exception:
             return None
 
-    def _drawn_forms(self, page: Any, content: bytes | None) -> dict[int, bytes | None] | None:
+    def _drawn_forms(
+        self, page: Any, content: bytes | None, rows: list[tuple[Any, ...]]
+    ) -> dict[int, bytes | None] | None:
         """Content streams, by xref, of the form XObjects the page paints (directly or through other forms);
         None when the page's forms cannot be listed."""
+        if content is not None:  # the common page: every name it paints is one of its own images, so no forms
+            images = {row[7].encode("latin-1", "replace") for row in rows if not row[9]}
+            drawn = _drawn_names([content])
+            if drawn is not None and drawn <= images:
+                return {}
         try:
             listed = [(item[0], item[1], item[2]) for item in page.get_xobjects()]
         except Exception:
