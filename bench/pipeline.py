@@ -1,12 +1,23 @@
-"""Service benchmarks on the embedded default, each beside an anchor measured in the same run:
+"""Service benchmarks, each figure beside an anchor measured in the same run on the same machine:
 
-- latency of a one-page URL job with 20 images (submission to the terminal SSE event) against the bare
-  engine extracting the same page (`extract_url`);
-- throughput of 200 concurrent one-image jobs against the bare engine doing the same 200 extractions with
-  the service's worker-thread count as its concurrency;
-- fan-out to 1,000 GraphQL subscribers of one job (first to last delivery of each event) against the same
-  1,000 websocket clients receiving a broadcast from a bare Starlette websocket server.
-Pages and images are served from loopback. `--quick` shrinks the counts.
+    python -m bench pipeline [--quick] [--redis]
+
+- Latency of a one-page URL job with 20 images, from the submitting POST to the job's terminal SSE event,
+  against the bare engine (`extract_url`) extracting the same page in this process.
+- Throughput of 200 one-image URL jobs submitted at once (until the last is `done`), against the bare engine
+  doing the same 200 extractions with as many at a time as the service has worker threads.
+- Fan-out to 1,000 GraphQL `jobProgress` subscribers of one job: for each event, the time from its first to
+  its last delivery across the subscribers (the publish time is not visible from outside; the first delivery
+  stands in for it), against the same 1,000 websocket clients receiving the same messages from a bare
+  Starlette broadcast server in another process. The pub/sub's own share (publish to the last of 1,000
+  subscriptions, in this process) is printed beside it.
+
+The service is a real `imageextract serve` process on a fresh data directory (`--redis`: Postgres and Redis,
+one API process and one `imageextract worker` process, files on local disk). Its account is on the agency
+plan: 40 items of one account at a time and no daily job cap, so neither throttles 200 jobs. Pages and
+images come from `bench.pipeline_site`, a loopback server in a process of its own. The fan-out job's pages
+are held at a gate until every subscriber is in, then released one by one; its fetch read timeout is raised
+to 150 s for that (the other benchmarks never wait on a fetch). `--quick` shrinks the counts.
 """
 
 from __future__ import annotations
@@ -15,14 +26,19 @@ import asyncio
 import contextlib
 import json
 import os
+import platform
 import resource
+import secrets
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +46,43 @@ import httpx
 import websockets
 
 REPO = Path(__file__).resolve().parents[1]
+PLAN = "agency"
 SUBSCRIPTION = "subscription($id: ID!) { jobProgress(jobId: $id) { kind status progress item { id status } } }"
+COUNTS = ('{ done: jobs(first: 1, status: "done") { totalCount } '
+          'failed: jobs(first: 1, status: "failed") { totalCount } }')
+GATED_ITEMS = 4  # the fan-out job: one bulk job whose pages are released one at a time
+FETCH_ENV = {"IMAGEEXTRACT_FETCH_READ_TIMEOUT": "150", "IMAGEEXTRACT_FETCH_TOTAL_TIMEOUT": "180"}
+PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+# Processes ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _spawn(name: str, args: list[str], tmp: Path, env: dict[str, str] | None = None) -> Child:
+    log = tmp / f"{name}.log"
+    with open(log, "wb") as fh:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(args, env=env, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT)
+    return Child(name, proc, log)
 
 
 def _free_port() -> int:
@@ -41,183 +93,347 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+def _wait_http(url: str, child: Child, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log.read_text()[-3000:]}")
-        try:
+        if child.proc.poll() is not None:
+            raise RuntimeError(f"{child.name} exited with {child.proc.returncode}:\n{child.tail()}")
+        with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=1).status_code < 500:
                 return
-        except httpx.HTTPError:
-            pass
         time.sleep(0.1)
-    raise RuntimeError(f"server not ready:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"{child.name} not ready in {timeout:.0f} s:\n{child.tail()}")
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes (all their threads) so far, from /proc; nan elsewhere."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 @contextlib.contextmanager
-def service(tmp: Path) -> Iterator[tuple[str, str]]:
-    """`imageextract serve` on a fresh data dir; yields (base_url, api_key of an agency account)."""
-    env = dict(os.environ) | {
+def page_site(tmp: Path) -> Iterator[str]:
+    """`bench.pipeline_site` in a child process; yields its base URL."""
+    with open(tmp / "site.log", "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "bench.pipeline_site"], cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=err)
+    child = Child("page site", proc, tmp / "site.log")
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"page site did not start:\n{child.tail()}")
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        child.stop()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+# The service -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    base: str
+    key: str
+    threads: int  # items extracted at once (the worker threads)
+    shape: str
+    pubsub: dict[str, Any]  # Settings overrides that build the same pub/sub backend in this process
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def cpu(self) -> float:
+        return _cpu_seconds([c.proc.pid for c in self.children])
+
+    def check(self) -> None:
+        for c in self.children:
+            if c.proc.poll() is not None:
+                raise RuntimeError(f"{c.name} exited with {c.proc.returncode}:\n{c.tail()}")
+
+
+def _env_url(*names: str, default: str) -> str:
+    return next((os.environ[n] for n in names if os.environ.get(n)), default)
+
+
+async def _pg(dsn: str, sql: str) -> Any:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn.replace("postgres://", "postgresql://", 1), timeout=5)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
+
+
+def _scaled_backing(stack: contextlib.ExitStack) -> tuple[dict[str, str], str, dict[str, Any]]:
+    """A fresh Postgres database and Redis namespace, both removed when `stack` closes."""
+    import redis
+
+    admin = _env_url("IMAGEEXTRACT_BENCH_DATABASE_URL", "IMAGEEXTRACT_TEST_DATABASE_URL", default=PG_ADMIN)
+    redis_url = _env_url("IMAGEEXTRACT_BENCH_REDIS_URL", "IMAGEEXTRACT_TEST_REDIS_URL", default=REDIS)
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=3)
+    try:
+        pg_version = asyncio.run(_pg(admin, "SHOW server_version"))
+        redis_version = client.info()["redis_version"]
+    except (OSError, TimeoutError, redis.RedisError) as exc:
+        client.close()
+        raise RuntimeError(f"--redis needs Postgres at {admin} and Redis at {redis_url} (or set "
+                           f"IMAGEEXTRACT_BENCH_DATABASE_URL and IMAGEEXTRACT_BENCH_REDIS_URL): {exc}") from exc
+    name = f"ie_bench_{secrets.token_hex(5)}"
+    namespace = f"ie-bench-{secrets.token_hex(4)}"
+    asyncio.run(_pg(admin, f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        asyncio.run(_pg(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        with contextlib.suppress(redis.RedisError):
+            for k in client.scan_iter(match=f"{namespace}*", count=500):
+                client.delete(k)
+        client.close()
+
+    stack.callback(drop)
+    env = {"IMAGEEXTRACT_DATABASE_URL": f"{admin.rsplit('/', 1)[0]}/{name}", "IMAGEEXTRACT_REDIS_URL": redis_url,
+           "IMAGEEXTRACT_REDIS_NAMESPACE": namespace}
+    shape = f"Postgres {str(pg_version).split()[0]} + Redis {redis_version}"
+    return env, shape, {"redis_url": redis_url, "redis_namespace": namespace}
+
+
+@contextlib.contextmanager
+def service(tmp: Path, *, scaled: bool, threads: int) -> Iterator[Service]:
+    """`imageextract serve` on a fresh data dir (and with `scaled`, an `imageextract worker` beside it), an
+    agency account with an API key; every process, database and key removed on the way out."""
+    env = dict(os.environ) | FETCH_ENV | {
         "IMAGEEXTRACT_DATA_DIR": str(tmp / "data"), "IMAGEEXTRACT_CREATE_DEMO_ACCOUNT": "false",
         "IMAGEEXTRACT_SSRF_ALLOW": "127.0.0.0/8,::1/128", "IMAGEEXTRACT_LOG_LEVEL": "WARNING",
+        "IMAGEEXTRACT_WORKER_THREADS": str(threads), "PYTHONUNBUFFERED": "1",
     }
-    cli = [sys.executable, "-m", "imageextract.cli"]
-    subprocess.run([*cli, "migrate"], env=env, check=True, cwd=REPO, capture_output=True)
-    out = subprocess.run([*cli, "admin", "create-account", "--name", "Bench", "--email", "bench@example.com",
-                          "--plan", "agency", "--credits", "1000000", "--json"],
-                         env=env, check=True, cwd=REPO, capture_output=True, text=True)
-    key = json.loads(out.stdout)["api_key"]
-    port = _free_port()
-    log = tmp / "server.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-migrate"],
-                                env=env, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(f"{base}/healthz", proc, log)
-        yield base, key
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with contextlib.ExitStack() as stack:
+        if scaled:
+            extra, backing, pubsub = _scaled_backing(stack)
+            env |= extra
+            shape = (f"{backing}: one API process, one worker process with {threads} threads, files on local "
+                     f"disk")
+        else:
+            env.pop("IMAGEEXTRACT_DATABASE_URL", None)
+            env.pop("IMAGEEXTRACT_REDIS_URL", None)
+            pubsub = {}
+            shape = (f"embedded default: one process (API + {threads} worker threads), SQLite "
+                     f"{sqlite3.sqlite_version}, in-process broker and pub/sub, files on local disk")
+        cli = [sys.executable, "-m", "imageextract.cli"]
+        subprocess.run([*cli, "migrate"], env=env, check=True, cwd=REPO, capture_output=True)
+        out = subprocess.run([*cli, "admin", "create-account", "--name", "Bench", "--email", "bench@example.com",
+                              "--plan", PLAN, "--credits", "1000000", "--json"],
+                             env=env, check=True, cwd=REPO, capture_output=True, text=True)
+        port = _free_port()
+        svc = Service(base=f"http://127.0.0.1:{port}", key=json.loads(out.stdout)["api_key"], threads=threads,
+                      shape=shape, pubsub=pubsub)
+        stack.callback(lambda: [c.stop() for c in svc.children])
+        svc.children.append(_spawn("api", [*cli, "serve", "--host", "127.0.0.1", "--port", str(port),
+                                           "--no-migrate"], tmp, env))
+        if scaled:
+            svc.children.append(_spawn("worker", [*cli, "worker", "--processes", "1", "--threads", str(threads)],
+                                       tmp, env))
+        _wait_http(f"{svc.base}/healthz", svc.children[0])
+        yield svc
 
 
-async def _until_terminal_sse(client: httpx.AsyncClient, job_id: str, headers: dict[str, str]) -> str:
-    async with client.stream("GET", f"/api/v1/jobs/{job_id}/stream", headers=headers) as r:
-        async for line in r.aiter_lines():
-            if line.startswith("data: "):
-                event = json.loads(line[6:])
-                if event.get("status") in ("done", "failed", "cancelled") and "item" not in event:
-                    return str(event["status"])
-    raise RuntimeError("stream ended without a terminal event")
+# Helpers -----------------------------------------------------------------------------------------
 
 
 def _pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
 
 
-async def bench_latency(base: str, key: str, site: str, runs: int) -> None:
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def _bare_options() -> Any:
     from imageextract.config import Settings
+
+    settings = Settings(ssrf_allow=["127.0.0.0/8", "::1/128"],  # and the service's fetch timeouts
+                        fetch_read_timeout=float(FETCH_ENV["IMAGEEXTRACT_FETCH_READ_TIMEOUT"]),
+                        fetch_total_timeout=float(FETCH_ENV["IMAGEEXTRACT_FETCH_TOTAL_TIMEOUT"]))
+    return settings.extract_options()
+
+
+async def _until_terminal_sse(client: httpx.AsyncClient, job_id: str, headers: dict[str, str]) -> dict[str, Any]:
+    async with client.stream("GET", f"/api/v1/jobs/{job_id}/stream", headers=headers) as r:
+        r.raise_for_status()
+        async for line in r.aiter_lines():
+            if line.startswith("data: "):
+                event = json.loads(line[6:])
+                if "item" not in event and event.get("status") in ("done", "failed", "cancelled"):
+                    return dict(event)
+    raise RuntimeError(f"job {job_id}: the stream ended without a terminal event")
+
+
+# 1. Latency --------------------------------------------------------------------------------------
+
+
+async def bench_latency(svc: Service, site: str, runs: int) -> None:
     from imageextract.extract.engine import extract_url
 
-    h = {"Authorization": f"Bearer {key}"}
     url = f"{site}/page/20"
+    options = _bare_options()
     ours: list[float] = []
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+    inside: list[float] = []
+    bare: list[float] = []
+    async with httpx.AsyncClient(base_url=svc.base, timeout=120) as client:
+        # Alternating service job and bare extraction, so both see the same background load. The first of
+        # each warms connections, imports and (--redis) the worker, and is not counted.
         for _ in range(runs + 1):
             started = time.perf_counter()
-            r = await client.post("/api/v1/jobs", headers=h, json={"type": "url", "input": url})
+            r = await client.post("/api/v1/jobs", headers=svc.headers, json={"type": "url", "input": url})
             r.raise_for_status()
-            status = await _until_terminal_sse(client, r.json()["job_id"], h)
-            assert status == "done", status
+            job_id = r.json()["job_id"]
+            final = await _until_terminal_sse(client, job_id, svc.headers)
             ours.append(time.perf_counter() - started)
-    ours = ours[1:]  # the first run warms connections and caches
-    options = Settings(ssrf_allow=["127.0.0.0/8"]).extract_options()
-    bare: list[float] = []
-    for _ in range(runs + 1):
-        started = time.perf_counter()
-        result = await extract_url(url, options)
-        assert result.status == "done" and len(result.images) == 20, result.error_message
-        bare.append(time.perf_counter() - started)
-    bare = bare[1:]
+            assert final["status"] == "done" and final["image_count"] == 20, final
+            items = (await client.get(f"/api/v1/jobs/{job_id}/items", headers=svc.headers)).json()["items"]
+            inside.append(items[0]["duration_ms"] / 1000)
+            started = time.perf_counter()
+            result = await extract_url(url, options)
+            bare.append(time.perf_counter() - started)
+            assert result.status == "done" and len(result.images) == 20, result.error_message
+    ours, inside, bare = ours[1:], inside[1:], bare[1:]
     p50, b50 = statistics.median(ours), statistics.median(bare)
-    print(f"url job (20 images, {runs} runs): pipeline p50 {p50 * 1000:.0f} ms, p95 {_pct(ours, 0.95) * 1000:.0f} ms"
-          f" | bare engine p50 {b50 * 1000:.0f} ms | ratio {p50 / b50:.2f}x")
+    print(f"url job (20 images, {runs} runs, POST to the terminal SSE event): pipeline p50 {_ms(p50)}, "
+          f"p95 {_ms(_pct(ours, 0.95))} | bare engine p50 {_ms(b50)}, p95 {_ms(_pct(bare, 0.95))} | "
+          f"ratio {p50 / b50:.2f}x", flush=True)
+    print(f"  inside the service the item's extraction and storage took p50 {_ms(statistics.median(inside))}; "
+          f"the other ~{_ms(p50 - statistics.median(inside))} is submission, queueing, bookkeeping and events",
+          flush=True)
 
 
-async def bench_throughput(base: str, key: str, site: str, jobs: int, threads: int) -> None:
-    from imageextract.config import Settings
+# 2. Throughput -----------------------------------------------------------------------------------
+
+
+async def _terminal_counts(client: httpx.AsyncClient, svc: Service) -> tuple[int, int]:
+    r = await client.post("/graphql", headers=svc.headers, json={"query": COUNTS})
+    data = r.json()["data"]
+    return int(data["done"]["totalCount"]), int(data["failed"]["totalCount"])
+
+
+async def bench_throughput(svc: Service, site: str, jobs: int) -> None:
     from imageextract.extract.engine import extract_url
 
-    h = {"Authorization": f"Bearer {key}"}
-    limits = httpx.Limits(max_connections=50)
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+    url = f"{site}/page/1"
+    limits = httpx.Limits(max_connections=jobs, max_keepalive_connections=jobs)
+    async with httpx.AsyncClient(base_url=svc.base, timeout=300, limits=limits) as client:
+        done0, failed0 = await _terminal_counts(client, svc)
+        cpu0 = svc.cpu()
         started = time.perf_counter()
-        posted = await asyncio.gather(*(client.post("/api/v1/jobs", headers=h, json={
-            "type": "url", "input": f"{site}/page/1"}) for _ in range(jobs)))
-        ids = [p.json()["job_id"] for p in posted if p.status_code == 202]
-        assert len(ids) == jobs, [p.text for p in posted if p.status_code != 202][:3]
+        posted = await asyncio.gather(*(client.post("/api/v1/jobs", headers=svc.headers, json={
+            "type": "url", "input": url}) for _ in range(jobs)))
         submitted = time.perf_counter() - started
-        pending = set(ids)
-        while pending:  # the dashboard list, newest first: two requests a round, not one per job
-            await asyncio.sleep(0.1)
-            for page in range(1, (jobs + 99) // 100 + 1):
-                listing = (await client.get("/api/dashboard/jobs", headers=h,
-                                            params={"page": page, "limit": 100})).json()["jobs"]
-                for row in listing:
-                    if row["id"] in pending and row["status"] in ("done", "failed", "cancelled"):
-                        assert row["status"] == "done", row
-                        pending.discard(row["id"])
+        refused = [p for p in posted if p.status_code != 202]
+        assert not refused, f"{len(refused)} refused, e.g. {refused[0].status_code} {refused[0].text[:300]}"
+        # Two COUNT queries every 50 ms tell when the last job is terminal without loading 200 jobs.
+        deadline = started + 300
+        while True:
+            done, failed = await _terminal_counts(client, svc)
+            if done - done0 + failed - failed0 >= jobs:
+                break
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"throughput: {done - done0 + failed - failed0}/{jobs} jobs finished in 300 s")
+            svc.check()
+            await asyncio.sleep(0.05)
         ours = time.perf_counter() - started
-    options = Settings(ssrf_allow=["127.0.0.0/8"]).extract_options()
-    gate = asyncio.Semaphore(threads)
+        cpu = svc.cpu() - cpu0
+        assert failed == failed0, f"{failed - failed0} jobs failed"
+    options = _bare_options()
+    gate = asyncio.Semaphore(svc.threads)
 
-    async def one(i: int) -> None:
+    async def one() -> None:
         async with gate:
-            result = await extract_url(f"{site}/page/1", options)
-            assert result.status == "done"
+            result = await extract_url(url, options)
+            assert result.status == "done" and len(result.images) == 1, result.error_message
 
+    await one()  # warm
+    cpu_bare0 = time.process_time()
     started = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(jobs)))
+    await asyncio.gather(*(one() for _ in range(jobs)))
     bare = time.perf_counter() - started
-    print(f"throughput ({jobs} concurrent 1-image jobs): pipeline {jobs / ours:.1f} jobs/s ({ours:.1f} s, submission "
-          f"{submitted:.1f} s) | bare engine x{threads} {jobs / bare:.1f} jobs/s ({bare:.1f} s) | ratio "
-          f"{ours / bare:.2f}x the time")
+    cpu_bare = time.process_time() - cpu_bare0
+    print(f"throughput ({jobs} one-image URL jobs at once, until the last is done): pipeline {jobs / ours:.1f} jobs/s "
+          f"({ours:.2f} s) | bare engine, {svc.threads} at a time, {jobs / bare:.1f} jobs/s ({bare:.2f} s) | "
+          f"ratio {ours / bare:.2f}x the time", flush=True)
+    print(f"  all {jobs} accepted (202) after {submitted:.2f} s; CPU per job: service processes "
+          f"{cpu / jobs * 1000:.1f} ms (Postgres/Redis not counted), bare engine {cpu_bare / jobs * 1000:.1f} ms",
+          flush=True)
 
 
-async def _collect(ws_url: str, n: int, init: dict[str, Any] | None, subscribe: dict[str, Any] | None,
-                   ready: asyncio.Event, stop_after: float, arrivals: list[list[tuple[float, str]]],
-                   subscribed: list[int]) -> None:
-    """One client: connect, (init, subscribe), record (arrival time, payload) until closed or timeout."""
-    record: list[tuple[float, str]] = []
-    arrivals.append(record)
-    protocols = ["graphql-transport-ws"] if init is not None else None
-    async with websockets.connect(ws_url, subprotocols=protocols, max_queue=None,  # type: ignore[arg-type]
-                                  open_timeout=120, ping_interval=None) as ws:
-        if init is not None:
-            await ws.send(json.dumps(init))
-            await ws.recv()  # connection_ack
-            await ws.send(json.dumps(subscribe))
-        subscribed[0] += 1
-        if subscribed[0] == n:
-            ready.set()
-        deadline = time.perf_counter() + stop_after
-        with contextlib.suppress(websockets.ConnectionClosed, TimeoutError):
-            while True:
-                raw = await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.perf_counter()))
-                message = json.loads(raw)
-                if message.get("type") == "complete":
-                    return
-                record.append((time.perf_counter(), json.dumps(message.get("payload", message), sort_keys=True)))
+# 3. Fan-out --------------------------------------------------------------------------------------
 
 
-def _spreads(arrivals: list[list[tuple[float, str]]], after: float, n: int) -> tuple[list[float], int]:
-    firsts: dict[str, float] = {}
-    lasts: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    for record in arrivals:
-        for t, payload in record:
-            if t < after:
-                continue
-            firsts[payload] = min(firsts.get(payload, t), t)
-            lasts[payload] = max(lasts.get(payload, t), t)
-            counts[payload] = counts.get(payload, 0) + 1
-    full = [p for p, c in counts.items() if c == n]
-    return [lasts[p] - firsts[p] for p in full], sum(counts.values())
+async def _graphql_subscriber(ws_url: str, svc: Service, job_id: str, record: list[tuple[float, str]],
+                              on_first: Callable[[], None]) -> None:
+    async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+                                  max_queue=None, open_timeout=120, ping_interval=None, close_timeout=2) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": svc.headers}))
+        ack = json.loads(await ws.recv())
+        assert ack["type"] == "connection_ack", ack
+        await ws.send(json.dumps({"id": "1", "type": "subscribe",
+                                  "payload": {"query": SUBSCRIPTION, "variables": {"id": job_id}}}))
+        first = True
+        async for raw in ws:
+            now = time.perf_counter()
+            message = json.loads(raw)
+            if first:  # the current state, sent after the subscription is registered
+                on_first()
+                first = False
+            if message.get("type") == "complete":
+                return
+            if message.get("type") != "next" or "errors" in message.get("payload", {}):
+                raise RuntimeError(f"subscription error: {str(raw)[:300]}")
+            record.append((now, str(raw)))
+
+
+async def _plain_subscriber(ws_url: str, record: list[tuple[float, str]]) -> None:
+    async with websockets.connect(ws_url, max_queue=None, open_timeout=120, ping_interval=None,
+                                  close_timeout=2) as ws:
+        async for raw in ws:
+            now = time.perf_counter()
+            json.loads(raw)  # the same per-message work as a GraphQL subscriber
+            record.append((now, str(raw)))
+
+
+def _spreads(records: list[list[tuple[float, str]]], after: float) -> dict[str, float]:
+    """Per distinct message received by every client after `after`: last arrival minus first arrival."""
+    first: dict[str, float] = {}
+    last: dict[str, float] = {}
+    seen: dict[str, int] = {}
+    for record in records:
+        for t, text in record:
+            if t >= after:
+                first[text] = min(first.get(text, t), t)
+                last[text] = max(last.get(text, t), t)
+                seen[text] = seen.get(text, 0) + 1
+    return {text: last[text] - first[text] for text in sorted(first, key=first.__getitem__)
+            if seen[text] == len(records)}
 
 
 _BROADCAST_SERVER = """
-import asyncio, json, sys
+import asyncio, sys
 import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
+
 clients = set()
+
 async def ws(websocket):
     await websocket.accept()
     clients.add(websocket)
@@ -226,94 +442,194 @@ async def ws(websocket):
             await websocket.receive_text()
     except Exception:
         clients.discard(websocket)
+
 async def fire(request):
-    n = request.query_params["n"]
-    text = json.dumps({"n": n})
+    text = (await request.body()).decode()
     await asyncio.gather(*(c.send_text(text) for c in list(clients)), return_exceptions=True)
     return PlainTextResponse(str(len(clients)))
-app = Starlette(routes=[WebSocketRoute("/ws", ws), Route("/fire", fire, methods=["POST"])])
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", ws="websockets-sansio")
+
+async def count(request):
+    return PlainTextResponse(str(len(clients)))
+
+try:
+    import uvicorn.protocols.websockets.websockets_sansio_impl  # noqa: F401  (what imageextract serve uses)
+    impl = "websockets-sansio"
+except ImportError:
+    impl = "auto"
+app = Starlette(routes=[WebSocketRoute("/ws", ws), Route("/fire", fire, methods=["POST"]), Route("/count", count)])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", ws=impl)
 """
 
 
-async def bench_fanout(base: str, key: str, site: str, subscribers: int, tmp: Path) -> None:
-    h = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-        r = await client.post("/api/v1/jobs", headers=h, json={"type": "bulk", "input": [
-            f"{site}/slow/{8 if subscribers > 300 else 4}/1", f"{site}/slow/{9 if subscribers > 300 else 5}/2"]})
-        job_id = r.json()["job_id"]
-    ws_url = base.replace("http://", "ws://") + "/graphql"
-    arrivals: list[list[tuple[float, str]]] = []
-    ready = asyncio.Event()
-    count = [0]
-    init = {"type": "connection_init", "payload": {"Authorization": h["Authorization"]}}
-    sub = {"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION, "variables": {"id": job_id}}}
-    started = time.perf_counter()
-    tasks = [asyncio.create_task(_collect(ws_url, subscribers, init, sub, ready, 60, arrivals, count))
-             for _ in range(subscribers)]
-    await asyncio.wait_for(ready.wait(), 120)
-    all_in = time.perf_counter()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    spreads, deliveries = _spreads(arrivals, all_in + 0.2, subscribers)
-    if not spreads:
-        print(f"fan-out: no event reached all {subscribers} subscribers after they were all subscribed "
-              f"(subscribing took {all_in - started:.1f} s; use fewer subscribers or a slower page)")
-        return
-
+async def _bare_broadcast(tmp: Path, n: int, messages: list[str], gap: float) -> tuple[dict[str, float], float]:
+    """The same n clients, the same messages at the same pace, from a bare Starlette broadcast loop; also
+    how long the n clients took to connect."""
     port = _free_port()
-    log = tmp / "broadcast.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-c", _BROADCAST_SERVER, str(port)], stdout=fh,
-                                stderr=subprocess.STDOUT)
+    child = _spawn("broadcast", [sys.executable, "-c", _BROADCAST_SERVER, str(port)], tmp)
+    tasks: list[asyncio.Task[None]] = []
     try:
-        _wait_http(f"http://127.0.0.1:{port}/fire?n=warm", proc, log)
-        a_arrivals: list[list[tuple[float, str]]] = []
-        a_ready = asyncio.Event()
-        a_count = [0]
-        a_tasks = [asyncio.create_task(_collect(f"ws://127.0.0.1:{port}/ws", subscribers, None, None, a_ready, 15,
-                                                a_arrivals, a_count)) for _ in range(subscribers)]
-        await asyncio.wait_for(a_ready.wait(), 120)
-        a_in = time.perf_counter()
-        async with httpx.AsyncClient(timeout=60) as client:
-            for i in range(max(3, len(spreads))):
-                await client.post(f"http://127.0.0.1:{port}/fire?n={i}")
-                await asyncio.sleep(0.5)
-        for t in a_tasks:
-            t.cancel()
-        await asyncio.gather(*a_tasks, return_exceptions=True)
-        anchor, _ = _spreads(a_arrivals, a_in, subscribers)
+        await asyncio.to_thread(_wait_http, f"http://127.0.0.1:{port}/count", child)
+        records: list[list[tuple[float, str]]] = [[] for _ in range(n)]
+        started = time.perf_counter()
+        tasks = [asyncio.create_task(_plain_subscriber(f"ws://127.0.0.1:{port}/ws", r)) for r in records]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            deadline = time.perf_counter() + 120
+            while int((await client.get("/count")).text) < n:
+                if time.perf_counter() > deadline or any(t.done() for t in tasks):
+                    raise RuntimeError(f"broadcast anchor: not all {n} clients connected\n{child.tail()}")
+                await asyncio.sleep(0.05)
+            connecting = time.perf_counter() - started
+            await asyncio.sleep(0.5)
+            after = time.perf_counter()
+            for text in messages:
+                await client.post("/fire", content=text.encode())
+                await asyncio.sleep(gap)
+            deadline = time.perf_counter() + 60
+            while any(len(r) < len(messages) for r in records) and time.perf_counter() < deadline:
+                await asyncio.sleep(0.1)
+        return _spreads(records, after), connecting
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-    ours, theirs = statistics.median(spreads), statistics.median(anchor) if anchor else float("nan")
-    print(f"fan-out ({subscribers} GraphQL subscribers, {len(spreads)} events, {deliveries} deliveries): first-to-last "
-          f"p50 {ours * 1000:.0f} ms, max {max(spreads) * 1000:.0f} ms | bare Starlette broadcast p50 "
-          f"{theirs * 1000:.0f} ms | ratio {ours / theirs:.2f}x (subscribing took {all_in - started:.1f} s)")
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        child.stop()
 
 
-async def _run(quick: bool, tmp: Path) -> None:
-    sys.path.insert(0, str(REPO))
-    from tests.pages import base_url, serve_pages
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8192)), hard))
+async def _pubsub_fanout(svc: Service, n: int, events: int) -> list[float]:
+    """Publish to the last of n subscriptions on one channel, through the service's pub/sub backend here."""
     from imageextract.config import Settings
+    from imageextract.events import build_pubsub
 
-    threads = Settings().worker_threads
-    with serve_pages() as site_server, service(tmp) as (base, key):
-        site = base_url(site_server)
-        await bench_latency(base, key, site, 5 if quick else 15)
-        await bench_throughput(base, key, site, 50 if quick else 200, threads)
-        await bench_fanout(base, key, site, 200 if quick else 1000, tmp)
+    pubsub = build_pubsub(Settings(**svc.pubsub))
+    await pubsub.open()
+    channel = f"bench:{secrets.token_hex(4)}"
+    message = {"event": "job", "job_id": channel, "status": "processing", "progress": 50, "completed_items": 2,
+               "total_items": 4, "image_count": 2, "credits_used": 0, "partial": False}
+    spreads: list[float] = []
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            subs = [await stack.enter_async_context(pubsub.subscribe(channel)) for _ in range(n)]
+            for _ in range(events):
+                waiting = [asyncio.create_task(s.get(timeout=30)) for s in subs]
+                await asyncio.sleep(0.01)  # every consumer is waiting
+                started = time.perf_counter()
+                await pubsub.publish(channel, message)
+                await asyncio.gather(*waiting)
+                spreads.append(time.perf_counter() - started)
+    finally:
+        await pubsub.close()
+    return spreads
+
+
+async def bench_fanout(svc: Service, site: str, n: int, tmp: Path) -> None:
+    gap = 1.5 if n >= 500 else 0.75
+    run = secrets.token_hex(4)
+    ws_url = svc.base.replace("http://", "ws://") + "/graphql"
+    async with httpx.AsyncClient(base_url=svc.base, timeout=60) as client:
+        r = await client.post("/api/v1/jobs", headers=svc.headers, json={
+            "type": "bulk", "input": [f"{site}/gate/{run}-{i}/1" for i in range(GATED_ITEMS)]})
+        r.raise_for_status()
+        job_id = r.json()["job_id"]
+        records: list[list[tuple[float, str]]] = [[] for _ in range(n)]
+        subscribed = asyncio.Event()
+        count = 0
+
+        def on_first() -> None:
+            nonlocal count
+            count += 1
+            if count == n:
+                subscribed.set()
+
+        started = time.perf_counter()
+        tasks = [asyncio.create_task(_graphql_subscriber(ws_url, svc, job_id, rec, on_first)) for rec in records]
+        try:
+            waiter = asyncio.create_task(subscribed.wait())
+            await asyncio.wait([waiter, *tasks], timeout=150, return_when=asyncio.FIRST_COMPLETED)
+            if not subscribed.is_set():
+                waiter.cancel()
+                failed = [t for t in tasks if t.done()]
+                raise RuntimeError(f"fan-out: {count}/{n} subscribed; "
+                                   f"{failed[0].exception() if failed else 'timed out'}")
+            subscribing = time.perf_counter() - started
+            await asyncio.sleep(1.0)  # the current-state messages drain
+            after = time.perf_counter()
+            async with httpx.AsyncClient(base_url=site, timeout=30) as site_client:
+                for i in range(GATED_ITEMS):
+                    await site_client.get(f"/release/{run}-{i}")
+                    await asyncio.sleep(gap)
+            await asyncio.wait_for(asyncio.gather(*tasks), 120)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    ours = _spreads(records, after)
+    deliveries = sum(len(r) for r in records)
+    if not ours:
+        raise RuntimeError("fan-out: no event reached every subscriber")
+    statuses = [json.loads(t)["payload"]["data"]["jobProgress"]["status"] for t in ours]
+    assert "done" in statuses, statuses
+    anchor, connecting = await _bare_broadcast(tmp, n, list(ours), gap)
+    pubsub = await _pubsub_fanout(svc, n, 5)
+    o50, a50 = statistics.median(ours.values()), statistics.median(anchor.values())
+    print(f"fan-out ({n} GraphQL subscribers on one job, {len(ours)} events each delivered to all {n}): first to "
+          f"last delivery p50 {_ms(o50)}, max {_ms(max(ours.values()))} | bare Starlette broadcast of the same "
+          f"messages p50 {_ms(a50)}, max {_ms(max(anchor.values()))} | ratio {o50 / a50:.2f}x", flush=True)
+    kind = "Redis" if svc.pubsub else "in-process"
+    print(f"  opening the {n} subscriptions took {subscribing:.1f} s (the bare server's {n} websockets "
+          f"{connecting:.1f} s); {deliveries} messages received in all; the {kind} pub/sub alone, publish to the "
+          f"last of {n} subscriptions: p50 {_ms(statistics.median(pubsub))}", flush=True)
+
+
+# Entry point -------------------------------------------------------------------------------------
+
+
+def _machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
+                if line.startswith("model name")), platform.processor() or "?")
+    mem = next((int(line.split()[1]) / 1024 / 1024 for line in _read("/proc/meminfo").splitlines()
+                if line.startswith("MemTotal:")), float("nan"))
+    load = " ".join(_read("/proc/loadavg").split()[:3]) or "?"
+    return (f"machine: {os.cpu_count()} cores ({cpu}), {mem:.1f} GiB RAM, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}; load average before the run {load}")
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+async def _run(svc: Service, site: str, quick: bool, tmp: Path) -> None:
+    await bench_latency(svc, site, 5 if quick else 20)
+    await bench_throughput(svc, site, 50 if quick else 200)
+    await bench_fanout(svc, site, 200 if quick else 1000, tmp)
 
 
 def main(flags: list[str]) -> int:
-    quick = "--quick" in flags
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; embedded default (SQLite, "
-          f"in-process broker and pub/sub), worker threads from IMAGEEXTRACT_WORKER_THREADS")
+    from imageextract.config import Settings
+    from imageextract.services.plans import PLANS
+
+    quick, scaled = "--quick" in flags, "--redis" in flags
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 8192 if hard == resource.RLIM_INFINITY else min(hard, 8192)
+    if soft != resource.RLIM_INFINITY and soft < want:  # 1,000 websockets here and in the servers (inherited)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    threads = Settings().worker_threads
+    print(_machine(), flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="ie-bench-pipeline-"))
     try:
-        asyncio.run(_run(quick, tmp))
+        with page_site(tmp) as site, service(tmp, scaled=scaled, threads=threads) as svc:
+            plan = PLANS[PLAN]
+            cap = "no daily job cap" if plan.jobs_per_day < 0 else f"{plan.jobs_per_day} jobs a day"
+            print(f"service: {svc.shape}; plan {PLAN} ({plan.url_worker_concurrency} items of the account at a "
+                  f"time, {cap}); the bare engine anchors run in the benchmark process", flush=True)
+            asyncio.run(_run(svc, site, quick, tmp))
+    except Exception as exc:
+        if not isinstance(exc, RuntimeError):
+            traceback.print_exc()
+        print(f"pipeline benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
