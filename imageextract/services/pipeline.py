@@ -244,7 +244,8 @@ async def maybe_finalize(runtime: Any, job_id: Any) -> bool:
         status = "failed"
     else:
         status = "done"
-    first_error = await JobItem.filter(job_id=job_id, status="failed").order_by("position").first()
+    first_error = (await JobItem.filter(job_id=job_id, status="failed").order_by("position").first()
+                   if status == "failed" else None)
     updated = await Job.filter(id=job_id, status__in=["pending", "queued", "processing"]).update(
         status=status, partial=done > 0 and (failed + cancelled) > 0, credits_used=done,
         finished_at=_now(),

@@ -75,13 +75,15 @@ async def on_job_terminal(runtime: Any, job_id: Any) -> None:
     if event_type is None:
         return
     project = await Project.get(id=job.project_id)  # type: ignore[attr-defined]
+    endpoints = [e for e in await WebhookEndpoint.filter(project_id=project.id, status="active")
+                 if event_type in (e.subscribed_events or [])]
+    if not endpoints and not project.default_webhook_url:
+        return  # nobody listens: skip building the payload (two counts) for every finished job
     payload = await job_payload(runtime, job, event_type)
-    endpoints = await WebhookEndpoint.filter(project_id=project.id, status="active")
     for endpoint in endpoints:
-        if event_type in (endpoint.subscribed_events or []):
-            await create_delivery(runtime, project=project, endpoint=endpoint, url=endpoint.url,
-                                  event_type=event_type, event_key=f"{event_type}:{job.id}", payload=payload,
-                                  job_id=job.id)
+        await create_delivery(runtime, project=project, endpoint=endpoint, url=endpoint.url,
+                              event_type=event_type, event_key=f"{event_type}:{job.id}", payload=payload,
+                              job_id=job.id)
     if project.default_webhook_url:
         await create_delivery(runtime, project=project, endpoint=None, url=project.default_webhook_url,
                               event_type=event_type, event_key=f"{event_type}:{job.id}", payload=payload,
