@@ -31,8 +31,8 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 def _routes(runtime: Runtime) -> list[BaseRoute]:
+    from imageextract.graphql_app import graphql_routes
     from imageextract.rest_compat import account, auth, downloads, jobs, openapi, projects, webhooks
-    from imageextract.schema import graphql_routes
 
     routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
     routes += auth.routes + account.routes + projects.routes + jobs.routes + downloads.routes

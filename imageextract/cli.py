@@ -110,7 +110,7 @@ def _admin_create_account(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export_schema(args: argparse.Namespace, settings: Settings) -> int:
-    from imageextract.schema import sdl
+    from imageextract.graphql_app import sdl
 
     text = sdl()
     if args.output == "-":

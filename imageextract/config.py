@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     # HTTP
     log_level: str = "INFO"  # JSON lines on stderr, a request id on each
     graphiql: bool = True  # the GraphiQL IDE on GET /graphql (turn off in production)
+    # Schema introspection (and "Did you mean" suggestions); unset = follow `graphiql`.
+    graphql_introspection: bool | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     public_base_url: str | None = None  # absolute URLs in webhooks; default http://{host}:{port}

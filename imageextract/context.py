@@ -45,6 +45,7 @@ class Context:
     principal: Principal | None = None
     client_ip: str | None = None
     guest_token: str | None = None  # the guest cookie's value (owns guest jobs)
+    minted_guest_token: str | None = None  # set by guests.ensure_guest: the adapter must send it as a cookie
     base_url: str | None = None  # the request's own origin, for absolute URLs
     services: Any = None  # the app's runtime (storage, events, broker); see app.Runtime
     loaders: dict[str, Any] = field(default_factory=dict)

@@ -74,3 +74,26 @@ class NotReady(DomainError):
 
 class Unprocessable(DomainError):
     code = "unprocessable"
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency we need (database, broker, a provider's configuration) is not available now."""
+
+    code = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int | None = None, details: Any = None,
+                 code: str | None = None) -> None:
+        super().__init__(message, details=details, code=code)
+        self.retry_after = retry_after
+
+
+class BadGateway(DomainError):
+    """An upstream provider answered with an error."""
+
+    code = "bad_gateway"
+
+
+class GatewayTimeout(DomainError):
+    """An upstream provider did not answer in time."""
+
+    code = "gateway_timeout"

@@ -34,6 +34,13 @@ class Runtime:
             raise RuntimeError("No task queue in this runtime")
         self.tasks.send(actor_name, *args, delay=delay)
 
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Run `coro` in the background for the life of this runtime (cancelled when it closes)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.append(task)
+        task.add_done_callback(lambda t: self._background.remove(t) if t in self._background else None)
+        return task
+
     def context(self) -> Any:
         from imageextract.context import Context
 

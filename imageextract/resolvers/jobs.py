@@ -12,14 +12,8 @@ from strawberry.types import Info
 
 from imageextract.errors import DomainError, PayloadTooLarge
 from imageextract.schema.context import GQLContext
-from imageextract.schema.job_types import (
-    Job,
-    JobConnection,
-    JobItem,
-    JobProgressEvent,
-    PageInfo,
-    SubmitJobPayload,
-)
+from imageextract.schema.jobs import Job, JobItem, JobProgressEvent, SubmitJobPayload
+from imageextract.schema.pagination import Connection
 from imageextract.services import jobs, live, submission
 from imageextract.services.plans import GUEST_PLAN, get_plan
 
@@ -41,11 +35,10 @@ async def job(info: GInfo, id: strawberry.ID) -> Job:
 
 
 async def job_list(info: GInfo, first: int = 20, after: str | None = None, status: str | None = None,
-                   type: str | None = None, project_id: strawberry.ID | None = None) -> JobConnection:
+                   type: str | None = None, project_id: strawberry.ID | None = None) -> Connection[Job]:
     page = await jobs.list_jobs_cursor(info.context.ctx, first=first, after=after, status=status, type=type,
                                        project_id=str(project_id) if project_id else None)
-    return JobConnection(nodes=[Job.from_model(j) for j in page.jobs], total_count=page.total,
-                         page_info=PageInfo(has_next_page=page.has_more, end_cursor=page.end_cursor))
+    return Connection.of(page, Job.from_model)
 
 
 async def submit_job(info: GInfo, input: SubmitJobInput) -> SubmitJobPayload:
@@ -115,3 +108,22 @@ async def job_progress(info: GInfo, job_id: strawberry.ID) -> AsyncGenerator[Job
     async for message in live.follow(gctx.ctx.services, record.id):
         if message is not None:
             yield _event(message)
+
+
+@strawberry.type
+class Query:
+    job: Job = strawberry.field(resolver=job)
+    jobs: Connection[Job] = strawberry.field(resolver=job_list)
+
+
+@strawberry.type
+class Mutation:
+    submit_job: SubmitJobPayload = strawberry.mutation(resolver=submit_job)
+    upload_documents: SubmitJobPayload = strawberry.mutation(resolver=upload_documents)
+    cancel_job: Job = strawberry.mutation(resolver=cancel_job)
+    retry_job: SubmitJobPayload = strawberry.mutation(resolver=retry_job)
+
+
+@strawberry.type
+class Subscription:
+    job_progress: JobProgressEvent = strawberry.subscription(resolver=job_progress)

@@ -8,7 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from imageextract.schema.context import GQLContext
-from imageextract.schema.job_types import CreatedWebhook, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from imageextract.schema.webhooks import CreatedWebhook, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from imageextract.services import webhooks
 
 GInfo = Info[GQLContext, None]
@@ -63,3 +63,18 @@ async def delete_webhook(info: GInfo, project_id: strawberry.ID, id: strawberry.
 async def test_webhook(info: GInfo, project_id: strawberry.ID, id: strawberry.ID) -> strawberry.ID:
     d = await webhooks.send_test(info.context.ctx, str(project_id), str(id))
     return strawberry.ID(d.id)
+
+
+@strawberry.type
+class Query:
+    webhooks: list[WebhookEndpoint] = strawberry.field(resolver=webhook_endpoints)
+    webhook_deliveries: list[WebhookDelivery] = strawberry.field(resolver=webhook_deliveries)
+    webhook_delivery: WebhookDelivery = strawberry.field(resolver=webhook_delivery)
+
+
+@strawberry.type
+class Mutation:
+    create_webhook: CreatedWebhook = strawberry.mutation(resolver=create_webhook)
+    update_webhook: WebhookEndpoint = strawberry.mutation(resolver=update_webhook)
+    delete_webhook: bool = strawberry.mutation(resolver=delete_webhook)
+    test_webhook: strawberry.ID = strawberry.mutation(resolver=test_webhook)

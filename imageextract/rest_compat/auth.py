@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from imageextract.rest_compat.common import build_context, iso, json_body
 from imageextract.services import auth
-
-
-def _secure(request: HTTPConnection) -> bool:
-    configured = request.app.state.runtime.settings.secure_cookies
-    return configured if configured is not None else request.url.scheme == "https"
+from imageextract.transport import clear_session_cookie, set_session_cookie
 
 
 def _session_response(request: Request, result: auth.LoginResult, status: int = 200) -> JSONResponse:
@@ -26,18 +22,6 @@ def _session_response(request: Request, result: auth.LoginResult, status: int = 
     )
     set_session_cookie(request, response, result)
     return response
-
-
-def set_session_cookie(request: HTTPConnection, response: Response, result: auth.LoginResult) -> None:
-    max_age = int((result.expires_at - result.session.created_at).total_seconds())
-    response.set_cookie(
-        auth.SESSION_COOKIE, result.token, max_age=max_age, httponly=True, secure=_secure(request),
-        samesite="lax", path="/",
-    )
-
-
-def clear_session_cookie(request: HTTPConnection, response: Response) -> None:
-    response.delete_cookie(auth.SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=_secure(request))
 
 
 async def signup(request: Request) -> JSONResponse:

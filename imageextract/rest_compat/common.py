@@ -1,4 +1,5 @@
-"""Request parsing shared by the REST handlers: context, JSON bodies, query parameters."""
+"""Request parsing shared by the REST handlers: JSON bodies, query parameters (the context comes from
+`imageextract.transport`, shared with GraphQL)."""
 
 from __future__ import annotations
 
@@ -11,38 +12,11 @@ from starlette.requests import HTTPConnection, Request
 
 from imageextract.context import Context
 from imageextract.errors import PayloadTooLarge, ValidationError
-from imageextract.services import auth
+from imageextract.transport import build_context, client_ip, request_origin
+
+__all__ = ["authed_context", "build_context", "client_ip", "int_param", "iso", "json_body", "request_origin"]
 
 MAX_JSON_BODY = 1024 * 1024
-
-
-def client_ip(conn: HTTPConnection) -> str | None:
-    return conn.client.host if conn.client else None
-
-
-def request_origin(conn: HTTPConnection) -> str:
-    return f"{conn.url.scheme}://{conn.url.netloc}"
-
-
-async def build_context(conn: HTTPConnection, *, check_csrf: bool = True) -> Context:
-    """Authenticate the caller (bearer key or session cookie) and build the service context."""
-    runtime = conn.app.state.runtime
-    principal = await auth.authenticate(
-        authorization=conn.headers.get("authorization"),
-        session_token=conn.cookies.get(auth.SESSION_COOKIE),
-    )
-    if principal is not None and principal.method == "session" and check_csrf:
-        # A websocket handshake is a GET that browsers send cross-site with cookies: check it like a POST.
-        auth.check_origin(
-            method=conn.method if isinstance(conn, Request) else "WEBSOCKET", origin=conn.headers.get("origin"), referer=conn.headers.get("referer"),
-            sec_fetch_site=conn.headers.get("sec-fetch-site"), host_origin=request_origin(conn),
-            allowed=runtime.settings.allowed_origins,
-        )
-    return Context(
-        settings=runtime.settings, principal=principal, client_ip=client_ip(conn),
-        guest_token=conn.cookies.get(auth.GUEST_COOKIE), base_url=request_origin(conn), services=runtime,
-        enqueue=runtime.enqueue,
-    )
 
 
 async def authed_context(conn: HTTPConnection) -> Context:

@@ -25,6 +25,9 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.Unprocessable: 422,
     errors.RateLimited: 429,
     errors.NotReady: 202,
+    errors.BadGateway: 502,
+    errors.ServiceUnavailable: 503,
+    errors.GatewayTimeout: 504,
 }
 
 
@@ -50,6 +53,8 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
         headers["X-RateLimit-Limit"] = str(exc.limit)
         headers["X-RateLimit-Remaining"] = "0"
         headers["X-RateLimit-Reset"] = str(exc.reset_at)
+    if isinstance(exc, errors.ServiceUnavailable) and exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
     return error_response(status_for(exc), exc.code, exc.message, exc.details, headers or None)
 
 

@@ -13,9 +13,8 @@ from imageextract.errors import PayloadTooLarge, ValidationError
 from imageextract.rest_compat.common import authed_context, build_context, int_param, iso, json_body
 from imageextract.rest_compat.serializers import image_json, item_json, job_json
 from imageextract.services import jobs, submission
-from imageextract.services.auth import GUEST_COOKIE
 from imageextract.services.plans import GUEST_PLAN, get_plan
-from imageextract.services.security import new_token
+from imageextract.transport import apply_cookies
 
 MULTIPART_OVERHEAD = 64 * 1024
 
@@ -49,9 +48,6 @@ async def _read_uploads(request: Request, max_files: int, max_bytes: int) -> lis
 async def submit(request: Request) -> Response:
     """Submit a URL or bulk job (JSON) or upload documents (multipart form data); honours Idempotency-Key."""
     ctx = await build_context(request)
-    guest_cookie: str | None = None
-    if ctx.principal is None and not ctx.guest_token:
-        guest_cookie = ctx.guest_token = new_token()
     idem = request.headers.get("idempotency-key")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
@@ -76,9 +72,7 @@ async def submit(request: Request) -> Response:
         response.headers.update(submitted.rate.headers())
     if not submitted.created:
         response.headers["Idempotent-Replayed"] = "true"
-    if guest_cookie:
-        response.set_cookie(GUEST_COOKIE, guest_cookie, max_age=30 * 24 * 3600, httponly=True,
-                            secure=request.url.scheme == "https", samesite="lax", path="/")
+    apply_cookies(request, response, ctx)
     return response
 
 
@@ -150,8 +144,8 @@ async def dashboard_jobs(request: Request) -> JSONResponse:
     result = await jobs.list_jobs_page(ctx, page=page, limit=limit)
     return JSONResponse({
         "jobs": [job_json(j, []) | {"groups": None, "total_groups": j.total_items,
-                                     "completed_groups": j.completed_items} for j in result.jobs],
-        "total": result.total, "page": page, "limit": limit, "has_more": result.has_more,
+                                     "completed_groups": j.completed_items} for j in result.rows],
+        "total": result.total, "page": page, "limit": limit, "has_more": result.has_next,
     })
 
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.transactions import in_transaction
 
 from imageextract.context import Context
-from imageextract.errors import Conflict, Forbidden, NotFound, NotReady, Unprocessable, ValidationError
+from imageextract.errors import Conflict, Forbidden, NotFound, NotReady, Unprocessable
 from imageextract.models import Image, Job, JobItem
 from imageextract.services import ledger, progress
+from imageextract.services.pagination import Page, check_first, keyset_page, offset_page
 from imageextract.services.security import constant_time_equal, sha256_hex
 
 
@@ -118,44 +117,18 @@ async def retry_job(ctx: Context, job_id: str) -> Any:
     return submitted
 
 
-@dataclass
-class JobPage:
-    jobs: list[Job]
-    total: int
-    has_more: bool
-    end_cursor: str | None = None
-
-
-async def list_jobs_page(ctx: Context, *, page: int, limit: int) -> JobPage:
+async def list_jobs_page(ctx: Context, *, page: int, limit: int) -> Page[Job]:
     principal = ctx.require_principal()
     query = Job.filter(account_id=principal.account_id)
     if principal.project_id is not None:
         query = query.filter(project_id=principal.project_id)
-    total = await query.count()
-    rows = await query.order_by("-created_at", "-id").offset((page - 1) * limit).limit(limit)
-    return JobPage(jobs=rows, total=total, has_more=page * limit < total)
-
-
-def _encode_cursor(job: Job) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created, jid = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), str(uuid.UUID(jid))
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationError("Invalid cursor", details={"field": "after"}) from None
+    return await offset_page(query, page=page, per_page=limit, order=["-created_at", "-id"])
 
 
 async def list_jobs_cursor(ctx: Context, *, first: int, after: str | None, status: str | None,
-                           type: str | None, project_id: str | None) -> JobPage:
-    from tortoise.expressions import Q
-
+                           type: str | None, project_id: str | None) -> Page[Job]:
     principal = ctx.require_principal()
-    if not 1 <= first <= 100:
-        raise ValidationError("first must be between 1 and 100", details={"field": "first"})
+    check_first(first)
     query = Job.filter(account_id=principal.account_id)
     if principal.project_id is not None:
         query = query.filter(project_id=principal.project_id)
@@ -168,11 +141,4 @@ async def list_jobs_cursor(ctx: Context, *, first: int, after: str | None, statu
 
         await get_project(ctx, project_id)  # someone else's project is 404, as everywhere else
         query = query.filter(project_id=project_id)
-    total = await query.count()
-    if after:
-        created, jid = _decode_cursor(after)
-        query = query.filter(Q(created_at__lt=created) | (Q(created_at=created) & Q(id__lt=jid)))
-    rows = await query.order_by("-created_at", "-id").limit(first + 1)
-    has_more = len(rows) > first
-    rows = rows[:first]
-    return JobPage(jobs=rows, total=total, has_more=has_more, end_cursor=_encode_cursor(rows[-1]) if rows else None)
+    return await keyset_page(query, first=first, after=after, sort="created_at", descending=True)

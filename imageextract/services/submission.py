@@ -26,6 +26,7 @@ from imageextract.errors import (
 from imageextract.models import IdempotencyRecord, Job, JobItem, Project, RateCounter
 from imageextract.services import ledger, ratelimit
 from imageextract.services.filetypes import sniff_document
+from imageextract.services.guests import ensure_guest
 from imageextract.services.plans import Plan, get_plan
 from imageextract.services.security import sha256_hex
 from imageextract.services.urls import check_public_url, validate_http_url
@@ -192,14 +193,10 @@ async def submit_job(
     for i, url in enumerate(urls):
         await check_public_url(ctx, url, field="input" if kind == "url" else f"input[{i}]")
 
-    # Idempotency keys belong to the caller: the account, or the guest cookie (never just an IP that other
-    # guests share; without a cookie there is nothing better).
-    if principal is not None:
-        scope = principal.account_id
-    elif ctx.guest_token:
-        scope = f"guest:{sha256_hex(ctx.guest_token)}"
-    else:
-        scope = f"guest-ip:{ctx.client_ip or 'unknown'}"
+    # Idempotency keys belong to the caller: the account, or the guest identity (never an IP that other
+    # guests share). A guest without one gets one now, whichever door it came through.
+    guest_token = ensure_guest(ctx)
+    scope = principal.account_id if principal is not None else f"guest:{sha256_hex(guest_token or '')}"
     fingerprint = _fingerprint(kind, urls, uploads, meta, project)
     if idempotency_key:
         existing = await _replay(scope, idempotency_key, fingerprint)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -10,16 +11,17 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
 
+from imageextract import logs
 from imageextract.config import Settings
+from imageextract.tasks.registry import ACTOR_MODULES, ACTORS, ActorSpec
 
 if TYPE_CHECKING:
     from imageextract.tasks.bridge import AsyncBridge
 
 log = logging.getLogger("imageextract.tasks")
 
-QUEUE_ITEMS = "items"
-QUEUE_JOBS = "jobs"
-QUEUE_WEBHOOKS = "webhooks"
+# A hang inside extraction is bounded by the engine (fetch timeouts, sandbox deadline); this is the backstop.
+BRIDGE_TIMEOUT = 60 * 60.0
 
 # Errors worth retrying are infrastructure faults (database, storage, broker hiccups). Extraction failures
 # are data: the pipeline records them on the item and the actor returns normally.
@@ -68,9 +70,19 @@ class TaskQueue:
 
 
 def register_actors(broker: dramatiq.Broker, bridge: AsyncBridge, runtime: Any) -> TaskQueue:
-    """Declare every actor on `broker`; each wraps one service call run on the bridge's loop."""
-    from imageextract.tasks import actors
-
+    """Declare every actor of `registry.ACTOR_MODULES` on `broker`; each runs its coroutine on the bridge's loop."""
+    for module in ACTOR_MODULES:
+        importlib.import_module(module)
     queue = TaskQueue(broker)
-    actors.declare_all(queue, bridge, runtime)
+    for spec in ACTORS.values():
+        queue.declare(spec.name, _bound(spec, bridge, runtime), queue=spec.queue, **spec.options)
     return queue
+
+
+def _bound(spec: ActorSpec, bridge: AsyncBridge, runtime: Any) -> Callable[..., None]:
+    def run(*args: Any) -> None:
+        logs.request_id.set(logs.new_id("task"))
+        bridge.run(spec.fn(runtime, *args), timeout=BRIDGE_TIMEOUT)
+
+    run.__name__ = spec.name
+    return run

@@ -201,7 +201,7 @@ def _id_like(arg_type: Any, seen: set[str]) -> bool:
 
 def graphql_fields_taking_ids() -> set[str]:
     """Every field, on any type, with an argument that is an ID, holds one, or is named like one."""
-    from imageextract.schema import build_schema
+    from imageextract.graphql_app import build_schema
 
     schema = build_schema()._schema
     found = set()

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from imageextract.schema import sdl
+from imageextract.graphql_app import sdl
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 
@@ -44,7 +44,7 @@ def test_graphiql_is_a_setting(tmp_path: Path) -> None:
 
 
 async def test_depth_alias_and_token_limits() -> None:
-    from imageextract.schema import build_schema
+    from imageextract.graphql_app import build_schema
 
     schema = build_schema()
     nested = "query { jobs { nodes { " + "items { job { items { job { " * 3 + "id" + " } } } }" * 3 + " } } }"

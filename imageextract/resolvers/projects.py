@@ -1,4 +1,4 @@
-"""Resolvers for accounts, credits, ledger, limits, usage, projects, keys and sessions."""
+"""Resolvers for projects and API keys (project keys and dashboard keys)."""
 
 from __future__ import annotations
 
@@ -9,62 +9,10 @@ from strawberry.types import Info
 
 from imageextract.errors import ValidationError
 from imageextract.schema.context import GQLContext
-from imageextract.schema.types import (
-    Account,
-    ApiKey,
-    IssuedKey,
-    LedgerEntry,
-    Limits,
-    LoginPayload,
-    Project,
-    Usage,
-    Viewer,
-)
-from imageextract.services import accounts, auth, keys, ledger, projects, usage
-from imageextract.services.plans import get_plan
+from imageextract.schema.projects import ApiKey, IssuedKey, Project
+from imageextract.services import keys, projects
 
 GInfo = Info[GQLContext, None]
-
-
-async def viewer(info: GInfo) -> Viewer:
-    ctx = info.context.ctx
-    principal = ctx.require_principal()
-    return Viewer(
-        user_id=strawberry.ID(principal.user.id) if principal.user else None,
-        email=principal.user.email if principal.user else None,
-        auth_method=principal.method,
-        account=await account(info),
-    )
-
-
-async def account(info: GInfo) -> Account:
-    ctx = info.context.ctx
-    summary = await accounts.account_summary(ctx)
-    acc = await accounts.get_account(ctx)
-    return Account(
-        id=strawberry.ID(acc.id), name=acc.name, slug=acc.slug, plan=acc.plan, status=acc.status,
-        membership_role=str(summary["membership_role"]), credits=acc.credits,
-    )
-
-
-async def limits(info: GInfo) -> Limits:
-    acc = await accounts.get_account(info.context.ctx)
-    return Limits.from_plan(get_plan(acc.plan))
-
-
-async def ledger_entries(info: GInfo, limit: int = 50) -> list[LedgerEntry]:
-    principal = info.context.ctx.require_principal()
-    rows = await ledger.recent_entries(account_id=principal.account_id, limit=limit)
-    return [LedgerEntry.from_model(e) for e in rows]
-
-
-async def account_usage(info: GInfo, since: str | None = None, until: str | None = None) -> Usage:
-    data = await usage.account_usage(
-        info.context.ctx,
-        since=usage.parse_instant(since, field="since"),
-        until=usage.parse_instant(until, field="until"),
-    )
-    return Usage(**data)  # type: ignore[arg-type]
 
 
 async def project_list(info: GInfo, include_archived: bool = False) -> list[Project]:
@@ -82,9 +30,6 @@ async def project_keys(info: GInfo, project_id: strawberry.ID) -> list[ApiKey]:
 
 async def dashboard_keys(info: GInfo) -> list[ApiKey]:
     return [ApiKey.from_model(k) for k in await keys.list_dashboard_keys(info.context.ctx)]
-
-
-# Mutations ------------------------------------------------------------------------------------
 
 
 @strawberry.input
@@ -152,36 +97,21 @@ async def revoke_dashboard_key(info: GInfo, id: strawberry.ID) -> ApiKey:
     return ApiKey.from_model(await keys.revoke_dashboard_key(info.context.ctx, str(id)))
 
 
-async def sign_up(info: GInfo, email: str, password: str, name: str | None = None) -> LoginPayload:
-    gctx = info.context
-    result = await auth.sign_up(gctx.ctx, email=email, password=password, name=name,
-                                user_agent=gctx.request.headers.get("user-agent", ""))
-    return _session_payload(info, result)
+@strawberry.type
+class Query:
+    projects: list[Project] = strawberry.field(resolver=project_list)
+    project: Project = strawberry.field(resolver=project)
+    api_keys: list[ApiKey] = strawberry.field(resolver=project_keys)
+    dashboard_keys: list[ApiKey] = strawberry.field(resolver=dashboard_keys)
 
 
-async def login(info: GInfo, email: str, password: str) -> LoginPayload:
-    gctx = info.context
-    result = await auth.login(gctx.ctx, email=email, password=password,
-                              user_agent=gctx.request.headers.get("user-agent", ""))
-    return _session_payload(info, result)
-
-
-def _session_payload(info: GInfo, result: Any) -> LoginPayload:
-    from imageextract.rest_compat.auth import set_session_cookie
-
-    gctx = info.context
-    if gctx.response is not None:
-        set_session_cookie(gctx.request, gctx.response, result)
-    return LoginPayload(
-        user_id=strawberry.ID(result.user.id), email=result.user.email,
-        account_id=strawberry.ID(result.account.id), expires_at=result.expires_at,
-    )
-
-
-async def logout(info: GInfo) -> bool:
-    from imageextract.rest_compat.auth import clear_session_cookie
-
-    revoked = await auth.logout(info.context.ctx)
-    if info.context.response is not None:
-        clear_session_cookie(info.context.request, info.context.response)
-    return revoked
+@strawberry.type
+class Mutation:
+    create_project: Project = strawberry.mutation(resolver=create_project)
+    update_project: Project = strawberry.mutation(resolver=update_project)
+    archive_project: Project = strawberry.mutation(resolver=archive_project)
+    create_api_key: IssuedKey = strawberry.mutation(resolver=create_project_key)
+    revoke_api_key: ApiKey = strawberry.mutation(resolver=revoke_project_key)
+    rotate_api_key: IssuedKey = strawberry.mutation(resolver=rotate_project_key)
+    create_dashboard_key: IssuedKey = strawberry.mutation(resolver=create_dashboard_key)
+    revoke_dashboard_key: ApiKey = strawberry.mutation(resolver=revoke_dashboard_key)

@@ -1,4 +1,4 @@
-"""Strawberry types for jobs, items, images, webhooks and live progress."""
+"""GraphQL types for jobs, their items and images, and live progress."""
 
 from __future__ import annotations
 
@@ -124,19 +124,6 @@ class Job:
 
 
 @strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
-
-
-@strawberry.type
-class JobConnection:
-    nodes: list[Job]
-    total_count: int
-    page_info: PageInfo
-
-
-@strawberry.type
 class SubmitJobPayload:
     job_id: strawberry.ID
     replayed: bool
@@ -157,42 +144,3 @@ class JobProgressEvent:
     result_url: str | None = None
     error: str | None = None
     item: JobItem | None = None
-
-
-@strawberry.type
-class WebhookEndpoint:
-    id: strawberry.ID
-    url: str
-    subscribed_events: list[str]
-    status: str
-    disabled_reason: str | None
-    created_at: datetime
-
-
-@strawberry.type
-class CreatedWebhook:
-    webhook: WebhookEndpoint
-    secret: str
-
-
-@strawberry.type
-class WebhookAttempt:
-    attempt: int
-    status_code: int | None
-    duration_ms: int | None
-    error: str | None
-    created_at: datetime
-
-
-@strawberry.type
-class WebhookDelivery:
-    id: strawberry.ID
-    event_type: str
-    status: str
-    attempt: int
-    url: str
-    last_status_code: int | None
-    last_error: str | None
-    created_at: datetime
-    payload: JSON
-    attempts: list[WebhookAttempt] | None = None

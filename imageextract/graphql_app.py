@@ -1,0 +1,198 @@
+"""The GraphQL door: the schema merged from each domain's root fields, and its ASGI app and routes.
+
+Each `resolvers/<domain>.py` declares `Query`, `Mutation` and (where it has live data) `Subscription`;
+`DOMAINS` lists them, and `build_schema` merges them into one schema. Adding a domain is one line here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import strawberry
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaxTokensLimiter,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.tools import merge_types
+
+from imageextract import transport
+from imageextract.errors import DomainError, PayloadTooLarge
+from imageextract.resolvers import accounts, jobs, projects, webhooks
+from imageextract.resolvers.loaders import Loaders
+from imageextract.schema.context import GQLContext
+from imageextract.services import auth
+from imageextract.services.plans import get_plan
+
+if TYPE_CHECKING:
+    from imageextract.config import Settings
+    from imageextract.runtime import Runtime
+
+DOMAINS: list[ModuleType] = [accounts, projects, jobs, webhooks]
+
+LIMIT_RULES = [max_depth_rule(10, None), max_aliases_rule(30)]  # query depth, aliases per document
+MAX_JSON_BODY = 1024 * 1024  # a GraphQL document with its variables; uploads travel as multipart
+MULTIPART_OVERHEAD = 64 * 1024
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+def _roots(name: str) -> Iterator[type]:
+    for module in DOMAINS:
+        root = getattr(module, name, None)
+        if root is not None:
+            yield root
+
+
+class HideSuggestions(SchemaExtension):
+    """With introspection off, 'Did you mean ...?' would leak the schema's field names one typo at a time."""
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        for error in self.execution_context.pre_execution_errors or []:
+            error.message = _SUGGESTION.sub("", error.message)
+
+
+class GuestCookie(SchemaExtension):
+    """Send the guest cookie a service minted (guests.ensure_guest) with this operation's response."""
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        gctx = self.execution_context.context
+        if isinstance(gctx, GQLContext) and isinstance(gctx.request, Request):
+            transport.apply_cookies(gctx.request, gctx.response, gctx.ctx)
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Log only what is our fault: a DomainError (404, 403, validation...) is an answer, not an incident."""
+        unexpected = [e for e in errors if not isinstance(e.original_error, DomainError)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
+def introspection_enabled(settings: Settings | None) -> bool:
+    if settings is None:
+        return True
+    if settings.graphql_introspection is not None:
+        return settings.graphql_introspection
+    return settings.graphiql
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    extensions: list[Any] = [
+        # Parsing and validating the same document again for every request or subscriber is pure cost
+        # (a thousand subscribers send one query text): cache both, keyed by the document.
+        # The limit rules are built once: the validation cache keys on the rule classes too.
+        lambda: ParserCache(maxsize=256),
+        lambda: AddValidationRules(LIMIT_RULES),
+        lambda: ValidationCache(maxsize=256),
+        lambda: MaxTokensLimiter(max_token_count=2000),
+        GuestCookie,
+    ]
+    if not introspection_enabled(settings):
+        extensions += [DisableIntrospection, HideSuggestions]
+    mutation = merge_types("Mutation", tuple(_roots("Mutation")))
+    subscription = merge_types("Subscription", tuple(_roots("Subscription")))
+    return Schema(query=merge_types("Query", tuple(_roots("Query"))), mutation=mutation,
+                  subscription=subscription, extensions=extensions)
+
+
+def sdl() -> str:
+    """The schema in SDL, as committed in `schema.graphql` (a test fails when the two drift)."""
+    return build_schema().as_str().rstrip("\n") + "\n"
+
+
+def _too_large(limit: int) -> JSONResponse:
+    err = PayloadTooLarge("Request body too large", details={"max_bytes": limit})
+    return JSONResponse({"data": None, "errors": [{"message": err.message, "extensions": err.extensions}]},
+                        status_code=413)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class GraphQLApp(GraphQL):  # type: ignore[type-arg]
+    """Strawberry's ASGI app with our context (the same authentication as REST) and a body cap: a JSON
+    document may be at most MAX_JSON_BODY; a multipart upload at most the caller's plan allows."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope)
+        ctx = await transport.build_context(request, check_csrf=True, keep_auth_error=True)
+        scope.setdefault("state", {})["ie_context"] = ctx
+        limit = MAX_JSON_BODY
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            plan = get_plan(ctx.principal.account.plan) if ctx.principal else None
+            limit = (plan.document_max_mb * 1024 * 1024 + MULTIPART_OVERHEAD) if plan else MAX_JSON_BODY
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(limit)(scope, receive, send)
+            return
+        seen = 0
+
+        async def capped() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await super().__call__(scope, capped, send)
+        except _BodyTooLarge:
+            await _too_large(limit)(scope, receive, send)
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Any:
+        ctx = request.scope.get("state", {}).get("ie_context")
+        if ctx is None:
+            ctx = await transport.build_context(request, check_csrf=True, keep_auth_error=True)
+        return GQLContext(ctx=ctx, request=request, response=response if isinstance(response, Response) else None,
+                          loaders=Loaders())
+
+    async def on_ws_connect(self, context: GQLContext) -> Any:
+        """Authenticate a websocket: `connection_init` payload {"Authorization": "Bearer ..."} or the handshake's
+        header or session cookie. No credentials, or bad ones: closed with 4403 (after accept)."""
+        from strawberry.exceptions import ConnectionRejectionError
+
+        params = context.connection_params or {}
+        header = params.get("Authorization") or params.get("authorization")
+        if header is not None:
+            try:
+                context.ctx.principal = await auth.authenticate(authorization=str(header), session_token=None)
+                context.ctx.auth_error = None
+            except DomainError as exc:
+                raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from exc
+        if context.ctx.principal is None:
+            error = context.ctx.auth_error
+            raise ConnectionRejectionError({"code": error.code if isinstance(error, DomainError) else "unauthorized",
+                                            "message": error.message if isinstance(error, DomainError)
+                                            else "Authentication required"})
+        return None
+
+
+def graphql_routes(runtime: Runtime) -> list[BaseRoute]:
+    settings = runtime.settings
+    app = GraphQLApp(build_schema(settings), subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+                     multipart_uploads_enabled=True, graphql_ide="graphiql" if settings.graphiql else None)
+    return [Route("/graphql", app, methods=["GET", "POST"]), WebSocketRoute("/graphql", app)]
+

@@ -1,0 +1,47 @@
+"""GraphQL types for webhook endpoints and their deliveries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+
+@strawberry.type
+class WebhookEndpoint:
+    id: strawberry.ID
+    url: str
+    subscribed_events: list[str]
+    status: str
+    disabled_reason: str | None
+    created_at: datetime
+
+
+@strawberry.type
+class CreatedWebhook:
+    webhook: WebhookEndpoint
+    secret: str
+
+
+@strawberry.type
+class WebhookAttempt:
+    attempt: int
+    status_code: int | None
+    duration_ms: int | None
+    error: str | None
+    created_at: datetime
+
+
+@strawberry.type
+class WebhookDelivery:
+    id: strawberry.ID
+    event_type: str
+    status: str
+    attempt: int
+    url: str
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    payload: JSON
+    attempts: list[WebhookAttempt] | None = None
