@@ -7,7 +7,7 @@ Each `resolvers/<domain>.py` declares `Query`, `Mutation` and (where it has live
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,9 @@ from strawberry.extensions import (
 from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.tools import merge_types
+from strawberry.types.execution import ExecutionResult
 
 from imageextract import transport
 from imageextract.errors import DomainError, PayloadTooLarge
@@ -128,9 +130,31 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class TransportWSHandler(BaseGraphQLTransportWSHandler[GQLContext, None]):
+    """graphql-transport-ws with per-operation failures: a subscription that fails before its first event
+    (an unknown or foreign job) gets an `error` message for its id; the socket and its other operations go on."""
+
+    async def _send_result_stream(self, operation: Any, result_source: Any) -> None:
+        first = await anext(result_source, None)
+        if first is None:
+            return
+        if isinstance(first, ExecutionResult) and first.data is None and first.errors:
+            await operation.send_initial_errors(first.errors)
+            return
+
+        async def replay() -> AsyncIterator[Any]:
+            yield first
+            async for result in result_source:
+                yield result
+
+        await super()._send_result_stream(operation, replay())
+
+
 class GraphQLApp(GraphQL):  # type: ignore[type-arg]
     """Strawberry's ASGI app with our context (the same authentication as REST) and a body cap: a JSON
     document may be at most MAX_JSON_BODY; a multipart upload at most the caller's plan allows."""
+
+    graphql_transport_ws_handler_class = TransportWSHandler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") != "POST":
@@ -167,7 +191,7 @@ class GraphQLApp(GraphQL):  # type: ignore[type-arg]
         if ctx is None:
             ctx = await transport.build_context(request, check_csrf=True, keep_auth_error=True)
         return GQLContext(ctx=ctx, request=request, response=response if isinstance(response, Response) else None,
-                          loaders=Loaders())
+                          loaders=Loaders(ctx))
 
     async def on_ws_connect(self, context: GQLContext) -> Any:
         """Authenticate a websocket: `connection_init` payload {"Authorization": "Bearer ..."} or the handshake's

@@ -10,9 +10,9 @@ from strawberry.file_uploads import Upload
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from imageextract.errors import DomainError, PayloadTooLarge
+from imageextract.errors import PayloadTooLarge
 from imageextract.schema.context import GQLContext
-from imageextract.schema.jobs import Job, JobItem, JobProgressEvent, SubmitJobPayload
+from imageextract.schema.jobs import Job, JobProgressEvent, SubmitJobPayload
 from imageextract.schema.pagination import Connection
 from imageextract.services import jobs, live, submission
 from imageextract.services.plans import GUEST_PLAN, get_plan
@@ -31,14 +31,14 @@ class SubmitJobInput:
 
 
 async def job(info: GInfo, id: strawberry.ID) -> Job:
-    return Job.from_model(await jobs.get_job(info.context.ctx, str(id)))
+    return Job.from_view(await jobs.read_job(info.context.ctx, str(id)))
 
 
 async def job_list(info: GInfo, first: int = 20, after: str | None = None, status: str | None = None,
                    type: str | None = None, project_id: strawberry.ID | None = None) -> Connection[Job]:
     page = await jobs.list_jobs_cursor(info.context.ctx, first=first, after=after, status=status, type=type,
                                        project_id=str(project_id) if project_id else None)
-    return Connection.of(page, Job.from_model)
+    return Connection.of(page, Job.from_view)
 
 
 async def submit_job(info: GInfo, input: SubmitJobInput) -> SubmitJobPayload:
@@ -72,7 +72,7 @@ async def upload_documents(info: GInfo, files: list[Upload], project_id: strawbe
 
 
 async def cancel_job(info: GInfo, id: strawberry.ID) -> Job:
-    return Job.from_model(await jobs.cancel_job(info.context.ctx, str(id)))
+    return Job.from_view(await jobs.cancel_job(info.context.ctx, str(id)))
 
 
 async def retry_job(info: GInfo, id: strawberry.ID) -> SubmitJobPayload:
@@ -80,34 +80,15 @@ async def retry_job(info: GInfo, id: strawberry.ID) -> SubmitJobPayload:
     return SubmitJobPayload(job_id=strawberry.ID(str(submitted.job.id)), replayed=False)
 
 
-def _event(message: dict[str, Any]) -> JobProgressEvent:
-    if message.get("event") == "item":
-        it = message["item"]
-        item = JobItem(id=strawberry.ID(it["id"]), position=it["position"], kind=it["kind"],
-                       source_label=it["source_label"], status=it["status"], image_count=it["image_count"],
-                       duration_ms=it["duration_ms"], error_code=it["error_code"],
-                       error_message=it["error_message"], attempts=it.get("attempts", 0))
-        return JobProgressEvent(kind="item", job_id=strawberry.ID(message["job_id"]), item=item)
-    return JobProgressEvent(
-        kind="job", job_id=strawberry.ID(message["job_id"]), status=message.get("status"),
-        progress=message.get("progress"), completed_items=message.get("completed_items"),
-        total_items=message.get("total_items"), image_count=message.get("image_count"),
-        partial=message.get("partial"), result_url=message.get("result_url"), error=message.get("error"),
-    )
-
-
 async def job_progress(info: GInfo, job_id: strawberry.ID) -> AsyncGenerator[JobProgressEvent, None]:
     """Current state first, then every change, ending after the terminal event. A job the caller may not
-    see closes the socket with 4403 (after accept, so the client gets the code rather than a bare 403)."""
+    see ends this operation with an `error` message (codes as REST's); the connection and its other
+    subscriptions stay open."""
     gctx = info.context
-    try:
-        record = await jobs.get_job(gctx.ctx, str(job_id))
-    except DomainError:
-        await gctx.request.close(code=4403, reason="Forbidden")  # type: ignore[call-arg]
-        return
+    record = await jobs.get_job(gctx.ctx, str(job_id))
     async for message in live.follow(gctx.ctx.services, record.id):
         if message is not None:
-            yield _event(message)
+            yield JobProgressEvent.from_event(message)
 
 
 @strawberry.type

@@ -13,7 +13,7 @@ from imageextract.services import downloads
 
 
 def _zip_response(name: str, entries: Any) -> StreamingResponse:
-    from imageextract.rest_compat.zipstream import zip_stream
+    from imageextract.zipstream import zip_stream
 
     return StreamingResponse(
         zip_stream(entries), media_type="application/zip",

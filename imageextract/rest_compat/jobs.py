@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from imageextract.errors import PayloadTooLarge, ValidationError
 from imageextract.rest_compat.common import authed_context, build_context, int_param, iso, json_body
-from imageextract.rest_compat.serializers import image_json, item_json, job_json
+from imageextract.rest_compat.serializers import item_json, job_json
 from imageextract.services import jobs, submission
 from imageextract.services.plans import GUEST_PLAN, get_plan
 from imageextract.transport import apply_cookies
@@ -79,26 +79,25 @@ async def submit(request: Request) -> Response:
 async def get_job(request: Request) -> JSONResponse:
     """Fetch job status and grouped progress summary."""
     ctx = await build_context(request)
-    job = await jobs.get_job(ctx, request.path_params["id"])
-    return JSONResponse(job_json(job, await jobs.items_of(job)))
+    job, items = await jobs.job_detail(ctx, request.path_params["id"])
+    return JSONResponse(job_json(job, items))
 
 
 async def get_items(request: Request) -> JSONResponse:
     """Fetch the job's items (one per source) with status, timing, errors and image counts."""
     ctx = await build_context(request)
-    job = await jobs.get_job(ctx, request.path_params["id"])
-    return JSONResponse({"job_id": str(job.id), "items": [item_json(i) for i in await jobs.items_of(job)]})
+    job, items = await jobs.job_detail(ctx, request.path_params["id"])
+    return JSONResponse({"job_id": job.id, "items": [item_json(i) for i in items]})
 
 
 async def get_result(request: Request) -> JSONResponse:
     """Fetch the full extraction result (images) of a completed job."""
     ctx = await build_context(request)
     job, images = await jobs.result_of(ctx, request.path_params["id"])
-    storage = request.app.state.runtime.storage
     return JSONResponse({
-        "job_id": str(job.id), "type": job.type, "status": job.status, "partial": job.partial,
-        "image_count": len(images), "credits_used": job.credits_used,
-        "images": [image_json(i, base_url=ctx.base_url or "", storage=storage) for i in images],
+        "job_id": job.id, "type": job.type, "status": job.status, "partial": job.partial,
+        "image_count": job.image_count, "failed_image_count": job.failed_image_count,
+        "credits_used": job.credits_used, "images": images.stored, "failed_images": images.failed,
         "extracted_at": iso(job.finished_at),
     })
 
@@ -143,8 +142,7 @@ async def dashboard_jobs(request: Request) -> JSONResponse:
     limit = int_param(request, "limit", 20, lo=1, hi=100)
     result = await jobs.list_jobs_page(ctx, page=page, limit=limit)
     return JSONResponse({
-        "jobs": [job_json(j, []) | {"groups": None, "total_groups": j.total_items,
-                                     "completed_groups": j.completed_items} for j in result.rows],
+        "jobs": [job_json(j, None) for j in result.rows],
         "total": result.total, "page": page, "limit": limit, "has_more": result.has_next,
     })
 

@@ -1,4 +1,5 @@
-"""GraphQL types for jobs, their items and images, and live progress."""
+"""GraphQL types for jobs, their items and images, and live progress. Each maps a service view
+(services/job_views.py) field for field; no rule is decided here."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from imageextract.schema.context import GQLContext
+from imageextract.services.job_views import FailedImageView, ImageView, ItemView, JobView
 
 
 @strawberry.type
@@ -45,15 +47,22 @@ class ImageResult:
     anchor_cell: str | None
 
     @classmethod
-    def from_model(cls, image: Any, info: Info[GQLContext, None]) -> ImageResult:
-        from imageextract.rest_compat.serializers import image_json
+    def from_view(cls, view: ImageView) -> ImageResult:
+        return cls(**view)  # type: ignore[arg-type]
 
-        ctx = info.context.ctx
-        data = image_json(image, base_url=ctx.base_url or "", storage=ctx.services.storage)
-        data.pop("error", None)
-        data["id"] = strawberry.ID(data["id"])
-        data["group_id"] = strawberry.ID(data["group_id"])
-        return cls(**data)
+
+@strawberry.type
+class FailedImage:
+    """An image a source referenced whose bytes could not be fetched: no download URL."""
+
+    source_url: str | None
+    filename: str
+    group_id: strawberry.ID
+    error: str | None
+
+    @classmethod
+    def from_view(cls, view: FailedImageView) -> FailedImage:
+        return cls(**view)  # type: ignore[arg-type]
 
 
 @strawberry.type
@@ -64,17 +73,28 @@ class JobItem:
     source_label: str
     status: str
     image_count: int
+    failed_image_count: int
     duration_ms: int | None
     error_code: str | None
     error_message: str | None
     attempts: int
+    updated_at: datetime | None
 
     @classmethod
-    def from_model(cls, item: Any) -> JobItem:
-        return cls(id=strawberry.ID(str(item.id)), position=item.position, kind=item.kind,
+    def from_view(cls, item: ItemView) -> JobItem:
+        return cls(id=strawberry.ID(item.id), position=item.position, kind=item.kind,
                    source_label=item.source_label, status=item.status, image_count=item.image_count,
-                   duration_ms=item.duration_ms, error_code=item.error_code, error_message=item.error_message,
-                   attempts=item.attempts)
+                   failed_image_count=item.failed_image_count, duration_ms=item.duration_ms,
+                   error_code=item.error_code, error_message=item.error_message, attempts=item.attempts,
+                   updated_at=item.updated_at)
+
+    @classmethod
+    def from_event(cls, it: dict[str, Any]) -> JobItem:
+        return cls(id=strawberry.ID(it["id"]), position=it["position"], kind=it["kind"],
+                   source_label=it["source_label"], status=it["status"], image_count=it["image_count"],
+                   failed_image_count=it.get("failed_image_count", 0), duration_ms=it["duration_ms"],
+                   error_code=it["error_code"], error_message=it["error_message"], attempts=it.get("attempts", 0),
+                   updated_at=None)
 
 
 @strawberry.type
@@ -86,13 +106,16 @@ class Job:
     partial: bool
     credits_used: int
     image_count: int
+    failed_image_count: int
     total_items: int
     completed_items: int
     project_id: strawberry.ID | None
     metadata: JSON | None
     error_code: str | None
     error_message: str | None
+    retry_of: strawberry.ID | None
     created_at: datetime
+    updated_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
     result_url: str | None
@@ -100,26 +123,30 @@ class Job:
     @strawberry.field
     async def items(self, info: Info[GQLContext, None]) -> list[JobItem]:
         rows = await info.context.loaders.items_by_job.load(str(self.id))
-        return [JobItem.from_model(i) for i in rows]
+        return [JobItem.from_view(i) for i in rows]
 
-    @strawberry.field
+    @strawberry.field(description="Stored images, as GET /api/v1/jobs/:id/result lists them (the same rule: "
+                                  "an error with code not_ready while running, job_failed or job_cancelled).")
     async def images(self, info: Info[GQLContext, None]) -> list[ImageResult]:
-        rows = await info.context.loaders.images_by_job.load(str(self.id))
-        return [ImageResult.from_model(i, info) for i in rows]
+        images = await info.context.loaders.images_by_job.load(str(self.id))
+        return [ImageResult.from_view(i) for i in images.stored]
+
+    @strawberry.field(description="Images found whose bytes could not be fetched (same rule as images).")
+    async def failed_images(self, info: Info[GQLContext, None]) -> list[FailedImage]:
+        images = await info.context.loaders.images_by_job.load(str(self.id))
+        return [FailedImage.from_view(i) for i in images.failed]
 
     @classmethod
-    def from_model(cls, job: Any) -> Job:
-        from imageextract.services.progress import progress_percent
-
-        terminal = job.status in ("done", "failed", "cancelled")
+    def from_view(cls, job: JobView) -> Job:
         return cls(
-            id=strawberry.ID(str(job.id)), type=job.type, status=job.status, progress=progress_percent(job),
-            partial=job.partial, credits_used=job.credits_used if terminal else job.credits_reserved,
-            image_count=job.image_count, total_items=job.total_items, completed_items=job.completed_items,
+            id=strawberry.ID(job.id), type=job.type, status=job.status, progress=job.progress, partial=job.partial,
+            credits_used=job.credits_used, image_count=job.image_count, failed_image_count=job.failed_image_count,
+            total_items=job.total_items, completed_items=job.completed_items,
             project_id=strawberry.ID(job.project_id) if job.project_id else None, metadata=job.metadata,
-            error_code=job.error_code, error_message=job.error_message, created_at=job.created_at,
-            started_at=job.started_at, finished_at=job.finished_at,
-            result_url=f"/api/v1/jobs/{job.id}/result" if job.status == "done" else None,
+            error_code=job.error_code, error_message=job.error_message,
+            retry_of=strawberry.ID(job.retry_of) if job.retry_of else None, created_at=job.created_at,
+            updated_at=job.updated_at, started_at=job.started_at, finished_at=job.finished_at,
+            result_url=job.result_url,
         )
 
 
@@ -140,7 +167,24 @@ class JobProgressEvent:
     completed_items: int | None = None
     total_items: int | None = None
     image_count: int | None = None
+    failed_image_count: int | None = None
+    credits_used: int | None = None
     partial: bool | None = None
     result_url: str | None = None
     error: str | None = None
+    error_code: str | None = None
     item: JobItem | None = None
+
+    @classmethod
+    def from_event(cls, message: dict[str, Any]) -> JobProgressEvent:
+        if message.get("event") == "item":
+            return cls(kind="item", job_id=strawberry.ID(message["job_id"]),
+                       item=JobItem.from_event(message["item"]))
+        return cls(
+            kind="job", job_id=strawberry.ID(message["job_id"]), status=message.get("status"),
+            progress=message.get("progress"), completed_items=message.get("completed_items"),
+            total_items=message.get("total_items"), image_count=message.get("image_count"),
+            failed_image_count=message.get("failed_image_count"), credits_used=message.get("credits_used"),
+            partial=message.get("partial"), result_url=message.get("result_url"), error=message.get("error"),
+            error_code=message.get("error_code"),
+        )

@@ -13,8 +13,10 @@ from typing import Any
 
 from imageextract.context import Context
 from imageextract.errors import NotFound, NotReady, ValidationError
-from imageextract.models import Image, Job
+from imageextract.models import Image
 from imageextract.services import jobs
+from imageextract.services.job_views import OPEN, JobView, image_views, item_views, job_view
+from imageextract.zipstream import ZipEntry, safe_unique_names
 
 SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MEDIA_TYPES = {
@@ -32,56 +34,57 @@ def header_safe(name: str) -> str:
     return re.sub(r'[^A-Za-z0-9._ -]', "_", name)[:150] or "image"
 
 
-async def _finished_job(ctx: Context, job_id: str) -> Job:
-    job = await jobs.get_job(ctx, job_id)
-    if job.status in ("pending", "queued", "processing"):
-        raise NotReady("Job not yet complete", details={"status": job.status})
-    return job
+async def _finished_job(ctx: Context, job_id: str) -> JobView:
+    view = job_view(await jobs.get_job(ctx, job_id))
+    if view.status in OPEN:
+        raise NotReady("Job not yet complete", details={"status": view.status})
+    return view
 
 
 async def manifest(ctx: Context, job_id: str) -> dict[str, Any]:
+    """The job ZIP, one ZIP per source that has stored images, and every stored image's own URL."""
     job = await _finished_job(ctx, job_id)
-    images = await jobs.images_of(job)
+    images = (await image_views(job.id, base_url=ctx.base_url or "", storage=None)).stored
+    labels = {i.id: i.source_label for i in (await item_views([job.id]))[job.id]}
     base = f"{ctx.base_url}/api/v1/jobs/{job.id}"
-    groups: dict[str, list[Image]] = {}
+    groups: dict[str, int] = {}
     for image in images:
-        groups.setdefault(str(image.item_id), []).append(image)  # type: ignore[attr-defined]
+        groups[image["group_id"]] = groups.get(image["group_id"], 0) + 1
     return {
-        "job_id": str(job.id),
+        "job_id": job.id,
         "zip_url": f"{base}/downloads/zip",
         "groups": [
-            {"group_id": gid, "label": imgs[0].item.source_label, "image_count": len(imgs),
+            {"group_id": gid, "label": labels.get(gid), "image_count": n,
              "zip_url": f"{base}/downloads/groups/{gid}.zip"}
-            for gid, imgs in groups.items()
+            for gid, n in groups.items()
         ],
         "images": [
-            {"image_id": i.id, "filename": i.filename, "group_id": str(i.item_id),  # type: ignore[attr-defined]
-             "file_size": i.file_size, "download_url": f"{base}/downloads/images/{i.id}"}
+            {"image_id": i["id"], "filename": i["filename"], "group_id": i["group_id"],
+             "file_size": i["file_size"], "download_url": i["url"]}
             for i in images
         ],
     }
 
 
-async def zip_entries(ctx: Context, job_id: str, *, group_id: str | None) -> tuple[Job, list[Any]]:
-    from imageextract.rest_compat.zipstream import ZipEntry, safe_unique_names
-
+async def zip_entries(ctx: Context, job_id: str, *, group_id: str | None) -> tuple[JobView, list[ZipEntry]]:
     job = await _finished_job(ctx, job_id)
-    images = [i for i in await jobs.images_of(job) if i.storage_key]
+    item_id: uuid.UUID | None = None
     if group_id is not None:
         try:
-            gid = uuid.UUID(group_id)
+            item_id = uuid.UUID(group_id)
         except ValueError:
             raise NotFound("Group not found", details={"group_id": group_id}) from None
-        images = [i for i in images if i.item_id == gid]  # type: ignore[attr-defined]
+    images = (await image_views(job.id, base_url="", storage=None, item_id=item_id)).stored
     if not images:
-        raise NotFound("No images to download", details={"job_id": str(job.id)})
+        raise NotFound("No images to download", details={"job_id": job.id})
     storage = ctx.services.storage
-    names = safe_unique_names(i.filename for i in images)
+    names = safe_unique_names(i["filename"] for i in images)
 
     def source(key: str) -> Any:
         return lambda: storage.stream(key)
 
-    entries = [ZipEntry(name=name, size=i.file_size, chunks=source(i.storage_key), modified=i.created_at)
+    modified = job.finished_at or job.created_at
+    entries = [ZipEntry(name=name, size=i["file_size"], chunks=source(i["storage_key"] or ""), modified=modified)
                for name, i in zip(names, images, strict=True)]
     return job, entries
 

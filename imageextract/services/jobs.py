@@ -9,9 +9,22 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from imageextract.context import Context
-from imageextract.errors import Conflict, Forbidden, NotFound, NotReady, Unprocessable
-from imageextract.models import Image, Job, JobItem
+from imageextract.errors import Conflict, DomainError, Forbidden, NotFound, NotReady, Unprocessable
+from imageextract.models import Job, JobItem
 from imageextract.services import ledger, progress
+from imageextract.services.job_views import (
+    OPEN,
+    TERMINAL,
+    ImageSet,
+    ItemView,
+    JobStatus,
+    JobView,
+    image_views,
+    image_views_of,
+    item_views,
+    job_view,
+    parse_uuid,
+)
 from imageextract.services.pagination import Page, check_first, keyset_page, offset_page
 from imageextract.services.security import constant_time_equal, sha256_hex
 
@@ -52,27 +65,56 @@ def check_access(ctx: Context, job: Job) -> None:
     raise Unauthenticated("Authentication required")
 
 
-async def items_of(job: Job) -> list[JobItem]:
-    return await JobItem.filter(job_id=job.id).order_by("position")
+async def read_job(ctx: Context, job_id: str) -> JobView:
+    return job_view(await get_job(ctx, job_id))
 
 
-async def images_of(job: Job) -> list[Image]:
-    return await Image.filter(job_id=job.id).order_by("item__position", "position").select_related("item")
-
-
-async def result_of(ctx: Context, job_id: str) -> tuple[Job, list[Image]]:
+async def job_detail(ctx: Context, job_id: str) -> tuple[JobView, list[ItemView]]:
+    """The job the caller may see, with its items in position order."""
     job = await get_job(ctx, job_id)
-    if job.status in ("pending", "queued", "processing"):
-        raise NotReady("Job still processing", details={"status": job.status, "progress": progress.progress_percent(job)})
-    if job.status == "failed":
-        raise Unprocessable(job.error_message or "Job failed", details={"status": "failed", "error_code": job.error_code},
-                            code="job_failed")
-    if job.status == "cancelled":
+    return job_view(job), (await item_views([job.id]))[str(job.id)]
+
+
+def check_readable(view: JobView) -> None:
+    """The result rule: 202 while running, 422 when the job failed or was cancelled."""
+    if view.status in OPEN:
+        raise NotReady("Job still processing", details={"status": view.status, "progress": view.progress})
+    if view.status == JobStatus.FAILED:
+        raise Unprocessable(view.error_message or "Job failed",
+                            details={"status": "failed", "error_code": view.error_code}, code="job_failed")
+    if view.status == JobStatus.CANCELLED:
         raise Unprocessable("Job was cancelled", details={"status": "cancelled"}, code="job_cancelled")
-    return job, await images_of(job)
 
 
-async def cancel_job(ctx: Context, job_id: str) -> Job:
+async def result_of(ctx: Context, job_id: str) -> tuple[JobView, ImageSet]:
+    """A finished job and its images (stored ones, and those that could not be downloaded, apart)."""
+    view = job_view(await get_job(ctx, job_id))
+    check_readable(view)
+    return view, await image_views(view.id, base_url=ctx.base_url or "", storage=ctx.services.storage)
+
+
+async def results_of(ctx: Context, job_ids: list[str]) -> list[ImageSet | DomainError]:
+    """`result_of` for several jobs in two queries (GraphQL batches `Job.images` through this):
+    each job's images, or the error `result_of` would raise for it."""
+    parsed = {j: parse_uuid(j) for j in job_ids}
+    found = {str(j.id): j for j in await Job.filter(id__in=[u for u in parsed.values() if u is not None])}
+    answers: dict[str, ImageSet | DomainError] = {}
+    readable: list[str] = []
+    for job_id in job_ids:
+        job = found.get(str(parsed[job_id])) if parsed[job_id] is not None else None
+        try:
+            if job is None:
+                raise NotFound("Job not found", details={"job_id": job_id})
+            check_access(ctx, job)
+            check_readable(job_view(job))
+            readable.append(str(job.id))
+        except DomainError as exc:
+            answers[job_id] = exc
+    sets = await image_views_of(readable, base_url=ctx.base_url or "", storage=ctx.services.storage)
+    return [answers.get(j) or sets[str(parsed[j])] for j in job_ids]
+
+
+async def cancel_job(ctx: Context, job_id: str) -> JobView:
     job = await get_job(ctx, job_id)
     now = datetime.now(UTC)
     async with in_transaction() as conn:
@@ -89,13 +131,14 @@ async def cancel_job(ctx: Context, job_id: str) -> Job:
                                     item_id=item.id, unique_ref=f"refund:item:{item.id}", note="refund: cancelled",
                                     conn=conn)
         done = await JobItem.filter(job_id=job.id, status="done").using_db(conn).count()
-        await Job.filter(id=job.id).using_db(conn).update(credits_used=done)
+        terminal = await JobItem.filter(job_id=job.id, status__in=list(TERMINAL)).using_db(conn).count()
+        await Job.filter(id=job.id).using_db(conn).update(credits_used=done, completed_items=terminal)
     job = await Job.get(id=job.id)
     await progress.publish(ctx.services, job.id, progress.job_state(job))
     from imageextract.services.pipeline import _after_terminal
 
     await _after_terminal(ctx.services, job.id)
-    return job
+    return job_view(job)
 
 
 async def retry_job(ctx: Context, job_id: str) -> Any:
@@ -117,16 +160,16 @@ async def retry_job(ctx: Context, job_id: str) -> Any:
     return submitted
 
 
-async def list_jobs_page(ctx: Context, *, page: int, limit: int) -> Page[Job]:
+async def list_jobs_page(ctx: Context, *, page: int, limit: int) -> Page[JobView]:
     principal = ctx.require_principal()
     query = Job.filter(account_id=principal.account_id)
     if principal.project_id is not None:
         query = query.filter(project_id=principal.project_id)
-    return await offset_page(query, page=page, per_page=limit, order=["-created_at", "-id"])
+    return _views(await offset_page(query, page=page, per_page=limit, order=["-created_at", "-id"]))
 
 
 async def list_jobs_cursor(ctx: Context, *, first: int, after: str | None, status: str | None,
-                           type: str | None, project_id: str | None) -> Page[Job]:
+                           type: str | None, project_id: str | None) -> Page[JobView]:
     principal = ctx.require_principal()
     check_first(first)
     query = Job.filter(account_id=principal.account_id)
@@ -141,4 +184,9 @@ async def list_jobs_cursor(ctx: Context, *, first: int, after: str | None, statu
 
         await get_project(ctx, project_id)  # someone else's project is 404, as everywhere else
         query = query.filter(project_id=project_id)
-    return await keyset_page(query, first=first, after=after, sort="created_at", descending=True)
+    return _views(await keyset_page(query, first=first, after=after, sort="created_at", descending=True))
+
+
+def _views(page: Page[Job]) -> Page[JobView]:
+    return Page(rows=[job_view(j) for j in page.rows], total=page.total, has_next=page.has_next,
+                has_previous=page.has_previous, cursors=page.cursors)

@@ -183,13 +183,15 @@ def _image_row(job: Job, item: JobItem, position: int, img: Any, key: str | None
 async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result: Any,
                     stored: list[tuple[Any, str | None]], duration_ms: int) -> str:
     ok = result.status == "done"
+    kept = sum(1 for _, key in stored if key) if ok else 0  # downloadable images
+    lost = len(stored) - kept if ok else 0  # found, but their bytes could not be fetched
     now = _now()
     delays = runtime.settings.item_retry_delays
     if not ok and attempt <= len(delays) and is_transient(item, result.error_code, result.error_message):
         return await _retry_later(runtime, job, item, attempt, result, duration_ms, delays[attempt - 1])
     async with in_transaction() as conn:
         updated = await JobItem.filter(id=item.id, status="processing", attempts=attempt).using_db(conn).update(
-            status="done" if ok else "failed", image_count=len(stored) if ok else 0, duration_ms=duration_ms,
+            status="done" if ok else "failed", image_count=kept, failed_image_count=lost, duration_ms=duration_ms,
             error_code=None if ok else (result.error_code or "extraction_failed"),
             error_message=None if ok else (result.error_message or "extraction failed"),
             finished_at=now, lease_expires_at=None, refunded=not ok and job.account_id is not None,  # type: ignore[attr-defined]
@@ -201,7 +203,8 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
             rows = [_image_row(job, item, i, img, key, runtime.storage) for i, (img, key) in enumerate(stored)]
             await Image.bulk_create(rows, using_db=conn)
         await Job.filter(id=job.id).using_db(conn).update(
-            completed_items=F("completed_items") + 1, image_count=F("image_count") + (len(stored) if ok else 0)
+            completed_items=F("completed_items") + 1, image_count=F("image_count") + kept,
+            failed_image_count=F("failed_image_count") + lost,
         )
         if not ok and job.account_id is not None:  # type: ignore[attr-defined]
             await ledger.credit(account_id=job.account_id, amount=1, entry_type="job_refund", job_id=job.id,  # type: ignore[attr-defined]

@@ -6,28 +6,21 @@ import logging
 from typing import Any
 
 from imageextract.models import Job, JobItem
+from imageextract.services.job_views import TERMINAL, progress_percent, result_path
+
+__all__ = ["TERMINAL", "progress_percent"]  # re-exported for the pipeline
 
 log = logging.getLogger("imageextract.progress")
-
-TERMINAL = ("done", "failed", "cancelled")
-
 
 def channel(job_id: Any) -> str:
     return f"job:{job_id}"
 
 
-def progress_percent(job: Job) -> int:
-    if job.status == "done":
-        return 100
-    if not job.total_items:
-        return 0
-    return int(job.completed_items * 100 / job.total_items)
-
-
 def item_state(item: JobItem) -> dict[str, Any]:
     return {
         "id": str(item.id), "position": item.position, "kind": item.kind, "source_label": item.source_label,
-        "status": item.status, "image_count": item.image_count, "duration_ms": item.duration_ms,
+        "status": item.status, "image_count": item.image_count,
+        "failed_image_count": item.failed_image_count, "duration_ms": item.duration_ms,
         "error_code": item.error_code, "error_message": item.error_message, "attempts": item.attempts,
     }
 
@@ -37,10 +30,10 @@ def job_state(job: Job) -> dict[str, Any]:
     state: dict[str, Any] = {
         "event": "job", "job_id": str(job.id), "status": job.status, "progress": progress_percent(job),
         "completed_items": job.completed_items, "total_items": job.total_items, "image_count": job.image_count,
-        "credits_used": job.credits_used, "partial": job.partial,
+        "failed_image_count": job.failed_image_count, "credits_used": job.credits_used, "partial": job.partial,
     }
     if job.status == "done":
-        state["result_url"] = f"/api/v1/jobs/{job.id}/result"
+        state["result_url"] = result_path(job.id)
     if job.status == "failed":
         state["error"] = job.error_message or job.error_code or "failed"
         state["error_code"] = job.error_code

@@ -532,6 +532,8 @@ async def _ws(base: httpx.URL, headers: dict[str, str], cookies: dict[str, str],
                     message = json.loads(await asyncio.wait_for(ws.recv(), 10))
                     if message["type"] == "complete":
                         return events, None
+                    if message["type"] == "error":  # this operation refused; the connection stays open
+                        return [message], 0
                     events.append(message)
         except websockets.ConnectionClosed as closed:
             return events, closed.rcvd.code if closed.rcvd else -1
@@ -553,8 +555,11 @@ async def refuse_ws(world: World, base: httpx.URL, job_ids: list[str]) -> list[s
     for who, (headers, cookies, init) in ways.items():
         for job_id in job_ids:
             events, code = await _ws(base, headers, cookies, job_id, init)
-            if events or code != 4403:
-                problems.append(f"{who} jobProgress({job_id}): closed with {code} after {events[:2]}, expected 4403")
+            refused_connection = code == 4403 and not events
+            refused_operation = code == 0 and len(events) == 1 and \
+                events[0]["payload"][0]["extensions"]["code"] in ("forbidden", "not_found")
+            if not (refused_connection or refused_operation):
+                problems.append(f"{who} jobProgress({job_id}): {code} after {events[:2]}, expected a refusal")
     return problems
 
 

@@ -55,7 +55,8 @@ async def _make_jobs(account: dict[str, Any], n: int) -> list[str]:
                                         status="done", image_count=2)
             for k in range(2):
                 await Image.create(job=job, item=item, account_id_ref=account["account_id"], position=k,
-                                   filename=f"{j}-{pos}-{k}.png", source_kind="web", width=10, height=10, format="png")
+                                   filename=f"{j}-{pos}-{k}.png", source_kind="web", width=10, height=10, format="png",
+                                   storage_key=f"images/{j}{pos}{k}.png")
         ids.append(str(job.id))
     return ids
 

@@ -124,17 +124,31 @@ async def test_subscription_auth(client: httpx.AsyncClient, account: dict[str, A
             raise AssertionError("expected close")
         except websockets.ConnectionClosed as closed:
             assert closed.rcvd is not None and closed.rcvd.code == 4403
-    # Another account's job: 4403 after subscribe.
+    # Another account's job, or an unknown one: an `error` message for that operation only; the connection
+    # and a subscription to the caller's own job on it go on (graphql-transport-ws).
     other = await make_account()
+    own = (await client.post("/api/v1/jobs", headers=other["headers"],
+                             json={"type": "url", "input": f"{base_url(pages)}/page/2"})).json()["job_id"]
     async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
                                   additional_headers={"Authorization": other["headers"]["Authorization"]}) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
-        await ws.send(json.dumps({"id": "1", "type": "subscribe",
+        await ws.send(json.dumps({"id": "foreign", "type": "subscribe",
                                   "payload": {"query": SUBSCRIPTION, "variables": {"id": job_id}}}))
-        try:
-            while True:
-                await asyncio.wait_for(ws.recv(), 5)
-        except websockets.ConnectionClosed as closed:
-            assert closed.rcvd is not None and closed.rcvd.code == 4403
+        await ws.send(json.dumps({"id": "unknown", "type": "subscribe", "payload": {
+            "query": SUBSCRIPTION, "variables": {"id": "00000000-0000-0000-0000-000000000000"}}}))
+        await ws.send(json.dumps({"id": "mine", "type": "subscribe",
+                                  "payload": {"query": SUBSCRIPTION, "variables": {"id": own}}}))
+        errors: dict[str, list[dict[str, object]]] = {}
+        mine_done = False
+        while not (mine_done and len(errors) == 2):
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 15))
+            if msg["type"] == "error":
+                errors[msg["id"]] = msg["payload"]
+            elif msg["id"] == "mine" and msg["type"] == "complete":
+                mine_done = True
+            else:
+                assert msg["id"] == "mine", msg
+        assert errors["foreign"][0]["extensions"]["code"] == "forbidden"  # type: ignore[index]
+        assert errors["unknown"][0]["extensions"]["code"] == "not_found"  # type: ignore[index]
     await wait_for_job(client, job_id, account["headers"])

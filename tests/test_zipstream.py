@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from imageextract.rest_compat.zipstream import (
+from imageextract.zipstream import (
     ZipEntry,
     ZipSizeError,
     safe_name,

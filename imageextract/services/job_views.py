@@ -1,0 +1,230 @@
+"""What a job, an item and an image look like to a caller: computed once here, mapped by both doors.
+
+Status rules (one `JobStatus`, one set of terminal states), `credits_used`, progress, counts and URLs are
+decided in this module; REST JSON and Strawberry types only rename fields. Lists are read as projections
+(`values()`: one query, no model objects, no per-row datetime parsing beyond the columns asked for), so
+reading 1,000 images costs one query and a dict per image.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypedDict
+
+from imageextract.models import Image, Job, JobItem
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL: frozenset[str] = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED})
+OPEN: frozenset[str] = frozenset({JobStatus.PENDING, JobStatus.QUEUED, JobStatus.PROCESSING})
+JOB_TYPES = ("url", "bulk", "document")
+
+
+def is_terminal(status: str) -> bool:
+    return status in TERMINAL
+
+
+def progress_percent(job: Job) -> int:
+    if job.status == JobStatus.DONE:
+        return 100
+    if not job.total_items:
+        return 0
+    return int(job.completed_items * 100 / job.total_items)
+
+
+def result_path(job_id: Any) -> str:
+    return f"/api/v1/jobs/{job_id}/result"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    id: str
+    position: int
+    kind: str
+    source_label: str
+    status: str
+    image_count: int  # images stored
+    failed_image_count: int  # images found but not stored (download failed)
+    duration_ms: int | None
+    error_code: str | None
+    error_message: str | None
+    attempts: int
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    id: str
+    type: str
+    status: str
+    progress: int
+    partial: bool
+    credits_used: int
+    image_count: int
+    failed_image_count: int
+    total_items: int
+    completed_items: int
+    project_id: str | None
+    metadata: Any
+    error_code: str | None
+    error_message: str | None
+    retry_of: str | None
+    created_at: datetime
+    updated_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    result_url: str | None  # path on the API's own origin, set when the result can be read
+
+
+def job_view(job: Job) -> JobView:
+    terminal = is_terminal(job.status)
+    project_id = job.project_id  # type: ignore[attr-defined]
+    return JobView(
+        id=str(job.id), type=job.type, status=job.status, progress=progress_percent(job), partial=job.partial,
+        credits_used=job.credits_used if terminal else job.credits_reserved, image_count=job.image_count,
+        failed_image_count=job.failed_image_count, total_items=job.total_items,
+        completed_items=job.completed_items, project_id=str(project_id) if project_id else None,
+        metadata=job.metadata, error_code=job.error_code, error_message=job.error_message,
+        retry_of=str(job.retry_of_id) if job.retry_of_id else None, created_at=job.created_at,
+        updated_at=job.updated_at, started_at=job.started_at, finished_at=job.finished_at,
+        result_url=result_path(job.id) if job.status == JobStatus.DONE else None,
+    )
+
+
+_ITEM_COLUMNS = ("id", "position", "kind", "source_label", "status", "image_count", "failed_image_count",
+                 "duration_ms", "error_code", "error_message", "attempts", "updated_at")
+
+
+def item_view(row: Any) -> ItemView:
+    """From a JobItem model or a `values()` row of `_ITEM_COLUMNS`."""
+    get = row.get if isinstance(row, dict) else row.__getattribute__
+    return ItemView(
+        id=str(get("id")), position=get("position"), kind=get("kind"), source_label=get("source_label"),
+        status=get("status"), image_count=get("image_count"), failed_image_count=get("failed_image_count"),
+        duration_ms=get("duration_ms"), error_code=get("error_code"), error_message=get("error_message"),
+        attempts=get("attempts"), updated_at=get("updated_at"),
+    )
+
+
+async def item_views(job_ids: list[Any]) -> dict[str, list[ItemView]]:
+    """Items of each job in position order, one query for all the jobs."""
+    grouped: dict[str, list[ItemView]] = {str(j): [] for j in job_ids}
+    rows = await JobItem.filter(job_id__in=list(job_ids)).order_by("job_id", "position") \
+        .values("job_id", *_ITEM_COLUMNS)
+    for row in rows:
+        grouped[str(row["job_id"])].append(item_view(row))
+    return grouped
+
+
+class ImageView(TypedDict):
+    """The documented ImageResult (plus provenance fields). A plain dict: REST serialises it as it is."""
+
+    id: str
+    url: str
+    source_url: str | None
+    source_kind: str
+    filename: str
+    width: int | None
+    height: int | None
+    aspect_ratio: float | None
+    format: str | None
+    file_size: int | None
+    color_space: str | None
+    has_alpha: bool | None
+    alt_text: str | None
+    title: str | None
+    aria_label: str | None
+    is_lazy_loaded: bool
+    storage_url: str | None
+    storage_key: str | None
+    document_page: int | None
+    document_slide: int | None
+    document_asset_hash: str | None
+    document_occurrence_count: int | None
+    content_hash: str | None
+    group_id: str
+    provenance: str | None
+    page_url: str | None
+    variants: list[Any]
+    sheet: str | None
+    anchor_cell: str | None
+
+
+class FailedImageView(TypedDict):
+    """An image a source referenced that could not be stored: no bytes, no download URL."""
+
+    source_url: str | None
+    filename: str
+    group_id: str
+    error: str | None
+
+
+_IMAGE_COLUMNS = (
+    "id", "job_id", "item_id", "source_url", "source_kind", "filename", "width", "height", "aspect_ratio",
+    "format", "file_size", "color_space", "has_alpha", "alt_text", "title", "aria_label", "is_lazy_loaded",
+    "storage_key", "document_page", "document_slide", "document_asset_hash", "document_occurrence_count",
+    "content_hash", "provenance", "page_url", "variants", "sheet", "anchor_cell", "error",
+)
+
+
+def image_url(base_url: str, job_id: Any, image_id: str) -> str:
+    return f"{base_url}/api/v1/jobs/{job_id}/downloads/images/{image_id}"
+
+
+def _image_view(row: dict[str, Any], base_url: str, describe: Any) -> ImageView:
+    key = row["storage_key"]
+    job_id = row.pop("job_id")
+    row["group_id"] = str(row.pop("item_id"))
+    row.pop("error")
+    row["url"] = image_url(base_url, job_id, row["id"])
+    row["storage_url"] = describe(key) if describe is not None else None
+    row["variants"] = row["variants"] or []
+    return row  # type: ignore[return-value]
+
+
+@dataclass
+class ImageSet:
+    stored: list[ImageView]
+    failed: list[FailedImageView]
+
+
+async def image_views(job_id: Any, *, base_url: str, storage: Any, item_id: Any = None) -> ImageSet:
+    """The job's images (or one item's) in source order then position: stored ones, and failed ones apart."""
+    return (await image_views_of([job_id], base_url=base_url, storage=storage, item_id=item_id))[str(job_id)]
+
+
+async def image_views_of(job_ids: list[Any], *, base_url: str, storage: Any,
+                         item_id: Any = None) -> dict[str, ImageSet]:
+    """`image_views` for several jobs in one query."""
+    query = Image.filter(job_id__in=list(job_ids))
+    if item_id is not None:
+        query = query.filter(item_id=item_id)
+    rows = await query.order_by("job_id", "item__position", "position").values(*_IMAGE_COLUMNS)
+    describe = storage.describe if storage is not None else None
+    sets = {str(j): ImageSet(stored=[], failed=[]) for j in job_ids}
+    for row in rows:
+        target = sets[str(row["job_id"])]
+        if row["storage_key"]:
+            target.stored.append(_image_view(row, base_url, describe))
+        else:
+            target.failed.append({"source_url": row["source_url"], "filename": row["filename"],
+                                  "group_id": str(row["item_id"]), "error": row["error"]})
+    return sets
+
+
+def parse_uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
