@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import sys
 from typing import Any
 
@@ -14,7 +15,6 @@ from imageextract.config import Settings
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from imageextract import db
     from imageextract.app import create_app
 
     if args.host:
@@ -24,12 +24,36 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from imageextract import logs
 
     logs.configure(settings.log_level)
-    asyncio.run(_prepare(settings, migrate=not args.no_migrate))
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                log_level=settings.log_level.lower(), access_log=False,
-                lifespan="on", ws="websockets-sansio" if _has_sansio() else "auto")
-    del db
+    # Take the port before anything else: a start that cannot serve must not create (and print the key of)
+    # a demo account nobody can reach. uvicorn serves on this very socket, so nothing can take it meanwhile.
+    try:
+        sock = _listen(settings.host, settings.port)
+    except OSError as exc:
+        print(f"imageextract: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}. "
+              f"Stop what uses it or pick another port (--port or IMAGEEXTRACT_PORT).", file=sys.stderr, flush=True)
+        return 1
+    try:
+        asyncio.run(_prepare(settings, migrate=not args.no_migrate))
+        uvicorn.run(create_app(settings), fd=sock.fileno(), log_config=None,
+                    log_level=settings.log_level.lower(), access_log=False,
+                    lifespan="on", ws="websockets-sansio" if _has_sansio() else "auto")
+    finally:
+        sock.close()
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
 
 
 def _has_sansio() -> bool:
@@ -40,8 +64,21 @@ def _has_sansio() -> bool:
     return True
 
 
+DEMO_EMAIL = "demo@imageextract.local"
+
+
+def _print_key(settings: Settings, heading: str, key: str) -> None:
+    print("=" * 72, flush=True)
+    print(heading, flush=True)
+    print(f"  {key}", flush=True)
+    print(f"  curl -H 'Authorization: Bearer {key}' http://{settings.host}:{settings.port}/api/v1/account",
+          flush=True)
+    print("=" * 72, flush=True)
+
+
 async def _prepare(settings: Settings, *, migrate: bool) -> None:
-    """Migrate, and on the very first start create a demo account and print its key."""
+    """Migrate, and on the very first start create a demo account and print its key; on later starts say
+    how to get a key (only a hash is stored, so the old key cannot be shown again)."""
     from imageextract import db
 
     if migrate:
@@ -50,21 +87,43 @@ async def _prepare(settings: Settings, *, migrate: bool) -> None:
         return
     await db.init_db(settings)
     try:
-        from imageextract.models import Account
+        from imageextract.models import Account, User
         from imageextract.services.admin import create_account_with_key
 
         if not await Account.exists():
             created = await create_account_with_key(
-                name="Demo", email="demo@imageextract.local", password=None, plan="pro", credits=None
+                name="Demo", email=DEMO_EMAIL, password=None, plan="pro", credits=None
             )
-            print("=" * 72, flush=True)
-            print("Demo account created. Its API key is shown this once:", flush=True)
-            print(f"  {created['api_key']}", flush=True)
-            print(f"  curl -H 'Authorization: Bearer {created['api_key']}' http://{settings.host}:{settings.port}/api/v1/account",
-                  flush=True)
-            print("=" * 72, flush=True)
+            _print_key(settings, "Demo account created. Its API key is shown this once:", created["api_key"])
+        elif await User.filter(email=DEMO_EMAIL).exists():
+            print(f"Demo account {DEMO_EMAIL} exists; its first key was printed on the first start. For a new "
+                  f"key: imageextract admin demo-key", flush=True)
     finally:
         await db.close_db()
+
+
+def _admin_demo_key(args: argparse.Namespace, settings: Settings) -> int:
+    """Issue a new API key for the demo account's owner (keys are stored hashed: old ones cannot be shown)."""
+    from imageextract import db
+    from imageextract.services.admin import issue_owner_key
+
+    async def run() -> str | None:
+        await db.init_db(settings)
+        try:
+            return await issue_owner_key(email=DEMO_EMAIL, label="demo-key")
+        finally:
+            await db.close_db()
+
+    key = asyncio.run(run())
+    if key is None:
+        print(f"imageextract: no demo account ({DEMO_EMAIL}); start the server once or use "
+              f"'imageextract admin create-account'", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"email": DEMO_EMAIL, "api_key": key}))
+    else:
+        _print_key(settings, "A new API key for the demo account (shown this once):", key)
+    return 0
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -149,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--credits", type=int)
     ca.add_argument("--json", action="store_true")
     ca.set_defaults(func=_admin_create_account)
+
+    dk = admin_sub.add_parser("demo-key", help="issue a new API key for the demo account's owner")
+    dk.add_argument("--json", action="store_true")
+    dk.set_defaults(func=_admin_demo_key)
 
     es = sub.add_parser("export-schema", help="write the GraphQL SDL (the committed schema.graphql)")
     es.add_argument("--output", "-o", default="schema.graphql", help="file to write, or - for stdout")

@@ -67,3 +67,26 @@ async def pending_model_changes(settings: Settings) -> list[str]:
         return [w.name for w in writers]
     finally:
         await Tortoise.close_connections()
+
+
+DB_RETRY_AFTER_SECONDS = 5
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) says the database cannot be reached right now, as opposed to a bug
+    or a bad query: the connection was refused, dropped or timed out."""
+    import asyncpg
+    from tortoise.exceptions import DBConnectionError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBConnectionError | ConnectionError | TimeoutError
+                      | asyncpg.exceptions.PostgresConnectionError | asyncpg.exceptions.CannotConnectNowError
+                      | asyncpg.exceptions.InterfaceError):
+            return True
+        if isinstance(current, OSError) and current.errno is not None:
+            return True
+        current = current.__cause__ or current.__context__
+    return False

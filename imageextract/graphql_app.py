@@ -35,7 +35,8 @@ from strawberry.tools import merge_types
 from strawberry.types.execution import ExecutionResult
 
 from imageextract import transport
-from imageextract.errors import DomainError, PayloadTooLarge
+from imageextract.db import DB_RETRY_AFTER_SECONDS, is_unavailable
+from imageextract.errors import DomainError, PayloadTooLarge, ServiceUnavailable
 from imageextract.resolvers import accounts, jobs, projects, webhooks
 from imageextract.resolvers.loaders import Loaders
 from imageextract.schema.context import GQLContext
@@ -80,6 +81,18 @@ class GuestCookie(SchemaExtension):
             transport.apply_cookies(gctx.request, gctx.response, gctx.ctx)
 
 
+class DatabaseUnavailable(SchemaExtension):
+    """A field that failed because the database cannot be reached says so with REST's code."""
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        for error in (result.errors if result is not None else None) or []:
+            if error.original_error is not None and is_unavailable(error.original_error):
+                error.message = "The service is temporarily unavailable; retry shortly"
+                error.extensions = {"code": "service_unavailable", "details": None}
+
+
 class Schema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Log only what is our fault: a DomainError (404, 403, validation...) is an answer, not an incident."""
@@ -106,6 +119,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: ValidationCache(maxsize=256),
         lambda: MaxTokensLimiter(max_token_count=2000),
         GuestCookie,
+        DatabaseUnavailable,
     ]
     if not introspection_enabled(settings):
         extensions += [DisableIntrospection, HideSuggestions]
@@ -124,6 +138,13 @@ def _too_large(limit: int) -> JSONResponse:
     err = PayloadTooLarge("Request body too large", details={"max_bytes": limit})
     return JSONResponse({"data": None, "errors": [{"message": err.message, "extensions": err.extensions}]},
                         status_code=413)
+
+
+def _unavailable() -> JSONResponse:
+    err = ServiceUnavailable("The service is temporarily unavailable; retry shortly",
+                             retry_after=DB_RETRY_AFTER_SECONDS)
+    return JSONResponse({"data": None, "errors": [{"message": err.message, "extensions": err.extensions}]},
+                        status_code=503, headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)})
 
 
 class _BodyTooLarge(Exception):
@@ -161,7 +182,13 @@ class GraphQLApp(GraphQL):  # type: ignore[type-arg]
             await super().__call__(scope, receive, send)
             return
         request = Request(scope)
-        ctx = await transport.build_context(request, check_csrf=True, keep_auth_error=True)
+        try:
+            ctx = await transport.build_context(request, check_csrf=True, keep_auth_error=True)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            await _unavailable()(scope, receive, send)
+            return
         scope.setdefault("state", {})["ie_context"] = ctx
         limit = MAX_JSON_BODY
         if request.headers.get("content-type", "").startswith("multipart/form-data"):

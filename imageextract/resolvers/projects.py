@@ -7,7 +7,6 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from imageextract.errors import ValidationError
 from imageextract.schema.context import GQLContext
 from imageextract.schema.projects import ApiKey, IssuedKey, Project
 from imageextract.services import keys, projects
@@ -53,21 +52,23 @@ async def create_project(info: GInfo, input: CreateProjectInput) -> Project:
         info.context.ctx, name=input.name, slug=input.slug, site_url=input.site_url,
         default_webhook_url=input.default_webhook_url,
     )
-    return Project.from_model(p)
+    return Project.from_model(p, with_secret=True)
 
 
 async def update_project(info: GInfo, id: strawberry.ID, input: UpdateProjectInput) -> Project:
     changes: dict[str, Any] = {
         k: v for k, v in vars(input).items() if v is not strawberry.UNSET
     }
-    if "name" in changes and changes["name"] is None:
-        raise ValidationError("name cannot be null", details={"field": "name"})
     p = await projects.update_project(info.context.ctx, str(id), changes=changes)
     return Project.from_model(p)
 
 
 async def archive_project(info: GInfo, id: strawberry.ID) -> Project:
     return Project.from_model(await projects.archive_project(info.context.ctx, str(id)))
+
+
+async def rotate_project_webhook_secret(info: GInfo, id: strawberry.ID) -> Project:
+    return Project.from_model(await projects.rotate_webhook_secret(info.context.ctx, str(id)), with_secret=True)
 
 
 def _issued(issued: keys.IssuedKey) -> IssuedKey:
@@ -110,6 +111,7 @@ class Mutation:
     create_project: Project = strawberry.mutation(resolver=create_project)
     update_project: Project = strawberry.mutation(resolver=update_project)
     archive_project: Project = strawberry.mutation(resolver=archive_project)
+    rotate_project_webhook_secret: Project = strawberry.mutation(resolver=rotate_project_webhook_secret)
     create_api_key: IssuedKey = strawberry.mutation(resolver=create_project_key)
     revoke_api_key: ApiKey = strawberry.mutation(resolver=revoke_project_key)
     rotate_api_key: IssuedKey = strawberry.mutation(resolver=rotate_project_key)

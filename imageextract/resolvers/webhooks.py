@@ -48,10 +48,13 @@ async def create_webhook(info: GInfo, project_id: strawberry.ID, url: str,
     return CreatedWebhook(webhook=_endpoint(e), secret=e.secret)
 
 
-async def update_webhook(info: GInfo, project_id: strawberry.ID, id: strawberry.ID, url: str | None = None,
-                         subscribed_events: list[str] | None = None, status: str | None = None) -> WebhookEndpoint:
+async def update_webhook(info: GInfo, project_id: strawberry.ID, id: strawberry.ID,
+                         url: str | None = strawberry.UNSET, subscribed_events: list[str] | None = strawberry.UNSET,
+                         status: str | None = strawberry.UNSET) -> WebhookEndpoint:
+    """Omitted arguments stay as they are; an explicit null means what it means over REST (for
+    subscribedEvents: back to the default events)."""
     changes = {k: v for k, v in (("url", url), ("subscribed_events", subscribed_events), ("status", status))
-               if v is not None}
+               if v is not strawberry.UNSET}
     return _endpoint(await webhooks.update_endpoint(info.context.ctx, str(project_id), str(id), changes=changes))
 
 

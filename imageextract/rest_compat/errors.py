@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from imageextract import errors
+from imageextract.db import DB_RETRY_AFTER_SECONDS, is_unavailable
 
 log = logging.getLogger("imageextract.rest")
 
@@ -69,5 +70,9 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 
 
 async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
+    if is_unavailable(exc):
+        log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(503, "service_unavailable", "The service is temporarily unavailable; retry shortly",
+                              None, {"Retry-After": str(DB_RETRY_AFTER_SECONDS)})
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "An unexpected error occurred", None)

@@ -27,7 +27,8 @@ async def create_project(request: Request) -> JSONResponse:
         ctx, name=body.get("name"), slug=body.get("slug"), site_url=body.get("site_url"),
         default_webhook_url=body.get("default_webhook_url"),
     )
-    return JSONResponse(project_json(project), status_code=201)
+    # The secret that signs deliveries to default_webhook_url, shown this once (rotate to get a new one).
+    return JSONResponse(project_json(project) | {"default_webhook_secret": project.webhook_secret}, status_code=201)
 
 
 async def get_project(request: Request) -> JSONResponse:
@@ -49,6 +50,13 @@ async def archive_project(request: Request) -> JSONResponse:
     ctx = await authed_context(request)
     project = await projects.archive_project(ctx, request.path_params["id"])
     return JSONResponse(project_json(project))
+
+
+async def rotate_webhook_secret(request: Request) -> JSONResponse:
+    """Replace the secret that signs deliveries to the project's default_webhook_url; shown this once."""
+    ctx = await authed_context(request)
+    project = await projects.rotate_webhook_secret(ctx, request.path_params["id"])
+    return JSONResponse(project_json(project) | {"default_webhook_secret": project.webhook_secret})
 
 
 async def list_keys(request: Request) -> JSONResponse:
@@ -118,6 +126,7 @@ routes = [
     Route("/api/v1/projects/{id}", get_project, methods=["GET"]),
     Route("/api/v1/projects/{id}", update_project, methods=["PATCH"]),
     Route("/api/v1/projects/{id}", archive_project, methods=["DELETE"]),
+    Route("/api/v1/projects/{id}/webhook-secret/rotate", rotate_webhook_secret, methods=["POST"]),
     Route("/api/v1/projects/{id}/keys", list_keys, methods=["GET"]),
     Route("/api/v1/projects/{id}/keys", create_key, methods=["POST"]),
     Route("/api/v1/projects/{id}/keys/{key_id}/revoke", revoke_key, methods=["POST"]),

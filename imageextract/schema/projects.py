@@ -21,13 +21,17 @@ class Project:
     status: str
     is_default: bool
     created_at: datetime
+    default_webhook_secret: str | None = strawberry.field(
+        default=None, description="Signs deliveries to defaultWebhookUrl: set only in the createProject and "
+                                  "rotateProjectWebhookSecret answers, null on every read.")
 
     @classmethod
-    def from_model(cls, p: ProjectModel) -> Project:
+    def from_model(cls, p: ProjectModel, *, with_secret: bool = False) -> Project:
         return cls(
             id=strawberry.ID(p.id), account_id=strawberry.ID(p.account_id),  # type: ignore[attr-defined]
             name=p.name, slug=p.slug, site_url=p.site_url, default_webhook_url=p.default_webhook_url,
             status=p.status, is_default=p.is_default, created_at=p.created_at,
+            default_webhook_secret=p.webhook_secret if with_secret else None,
         )
 
 

@@ -25,3 +25,15 @@ async def create_account_with_key(
         "plan": created.account.plan,
         "credits": created.account.credits,
     }
+
+
+async def issue_owner_key(*, email: str, label: str) -> str | None:
+    """A new dashboard key for the owner of the account whose owner has `email` (None if there is none)."""
+    from imageextract.models import Membership
+
+    membership = await Membership.filter(user__email=email, role="owner").first()
+    if membership is None:
+        return None
+    issued = await _issue(account_id=membership.account_id, kind="dashboard", project_id=None,  # type: ignore[attr-defined]
+                          user_id=membership.user_id, label=label)  # type: ignore[attr-defined]
+    return issued.key

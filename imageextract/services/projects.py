@@ -141,5 +141,19 @@ async def archive_project(ctx: Context, project_id: str) -> Project:
     return project
 
 
+async def rotate_webhook_secret(ctx: Context, project_id: str) -> Project:
+    """A new secret for deliveries to the project's default_webhook_url, in effect at once; the caller
+    shows `project.webhook_secret` this once (reads never include it)."""
+    from imageextract.services.webhook_signing import new_secret
+
+    require_role(ctx, "admin")
+    project = await get_project(ctx, project_id)
+    if project.status == "archived":
+        raise Conflict("Archived projects cannot be changed", details={"project_id": project.id})
+    project.webhook_secret = new_secret()
+    await project.save(update_fields=["webhook_secret", "updated_at"])
+    return project
+
+
 async def default_project(account_id: str) -> Project | None:
     return await Project.filter(account_id=account_id, is_default=True).first()

@@ -20,6 +20,12 @@ def validate_http_url(value: Any, *, field: str) -> str:
     parts = urlsplit(value)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValidationError(f"{field} must be an http(s) URL", details={"field": field, "url": value})
+    try:
+        port = parts.port  # raises for a port outside 0-65535 or not a number
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise ValidationError(f"{field} has an invalid port (1 to 65535)", details={"field": field, "url": value})
     return value
 
 
