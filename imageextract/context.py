@@ -52,6 +52,12 @@ class Context:
     enqueue: Callable[..., Any] | None = None
     auth_error: Exception | None = None  # why credentials that were sent were refused
 
+    def check_credentials(self) -> None:
+        """Credentials that were sent and refused fail the call, also where anonymous callers are welcome
+        (a revoked key must never act as a guest). Services call this first; sign-up and login do not."""
+        if self.auth_error is not None:
+            raise self.auth_error
+
     def require_principal(self) -> Principal:
         from imageextract.errors import Unauthenticated
 

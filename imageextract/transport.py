@@ -47,11 +47,12 @@ def _method(conn: HTTPConnection) -> str:
     return conn.method if isinstance(conn, Request) else "WEBSOCKET"
 
 
-async def build_context(conn: HTTPConnection, *, check_csrf: bool = True, keep_auth_error: bool = False) -> Context:
+async def build_context(conn: HTTPConnection, *, check_csrf: bool = True, keep_auth_error: bool = True) -> Context:
     """Authenticate the caller (bearer key or session cookie) and build the service context.
 
-    With `keep_auth_error` a refused credential does not raise here: it is stored on the context and raised
-    by the first service that needs a principal (GraphQL answers per field, so it must not fail the request).
+    With `keep_auth_error` (both doors) a refused credential does not raise here: it is stored on the context
+    and raised by the service first thing (`Context.check_credentials` / `require_principal`), so both doors
+    fail in the same order, and sign-up or login with a stale cookie still work.
     """
     runtime = conn.app.state.runtime
     ctx = Context(

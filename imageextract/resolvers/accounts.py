@@ -49,11 +49,7 @@ async def ledger_entries(info: GInfo, limit: int = 50) -> list[LedgerEntry]:
 
 
 async def account_usage(info: GInfo, since: str | None = None, until: str | None = None) -> Usage:
-    data = await usage.account_usage(
-        info.context.ctx,
-        since=usage.parse_instant(since, field="since"),
-        until=usage.parse_instant(until, field="until"),
-    )
+    data = await usage.account_usage(info.context.ctx, since=since, until=until)
     return Usage(**data)  # type: ignore[arg-type]
 
 

@@ -90,6 +90,7 @@ async def zip_entries(ctx: Context, job_id: str, *, group_id: str | None) -> tup
 
 
 async def image_stream(ctx: Context, job_id: str, segment: str) -> tuple[Image, AsyncIterator[bytes], int | None]:
+    ctx.check_credentials()
     if not SAFE_SEGMENT.match(segment) or ".." in segment:
         raise ValidationError("The file name segment is not a safe name", details={"segment": segment[:100]},
                               code="invalid_request")

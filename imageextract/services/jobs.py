@@ -38,6 +38,7 @@ def _parse_id(job_id: str) -> uuid.UUID:
 
 async def get_job(ctx: Context, job_id: str) -> Job:
     """The job if the caller may see it: 404 when unknown, 403 when it belongs to someone else."""
+    ctx.check_credentials()
     job = await Job.get_or_none(id=_parse_id(job_id))
     if job is None:
         raise NotFound("Job not found", details={"job_id": job_id})
@@ -96,6 +97,7 @@ async def result_of(ctx: Context, job_id: str) -> tuple[JobView, ImageSet]:
 async def results_of(ctx: Context, job_ids: list[str]) -> list[ImageSet | DomainError]:
     """`result_of` for several jobs in two queries (GraphQL batches `Job.images` through this):
     each job's images, or the error `result_of` would raise for it."""
+    ctx.check_credentials()
     parsed = {j: parse_uuid(j) for j in job_ids}
     found = {str(j.id): j for j in await Job.filter(id__in=[u for u in parsed.values() if u is not None])}
     answers: dict[str, ImageSet | DomainError] = {}

@@ -47,8 +47,8 @@ async def list_project_keys(ctx: Context, project_id: str) -> list[ApiKey]:
 
 
 async def create_project_key(ctx: Context, project_id: str, *, label: Any = None) -> IssuedKey:
-    principal = require_role(ctx, "admin")
     project = await get_project(ctx, project_id)
+    principal = require_role(ctx, "admin")
     if project.status != "active":
         raise Conflict("Archived projects cannot get new keys", details={"project_id": project.id})
     return await _issue(
@@ -66,15 +66,15 @@ async def _project_key(ctx: Context, project_id: str, key_id: str) -> ApiKey:
 
 
 async def revoke_project_key(ctx: Context, project_id: str, key_id: str) -> ApiKey:
-    require_role(ctx, "admin")
     key = await _project_key(ctx, project_id, key_id)
+    require_role(ctx, "admin")
     await _revoke(key)
     return key
 
 
 async def rotate_project_key(ctx: Context, project_id: str, key_id: str) -> IssuedKey:
-    principal = require_role(ctx, "admin")
     key = await _project_key(ctx, project_id, key_id)
+    principal = require_role(ctx, "admin")
     if key.status != "active":
         raise Conflict("Only active keys can be rotated", details={"key_id": key_id})
     async with in_transaction() as conn:

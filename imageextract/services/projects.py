@@ -96,8 +96,8 @@ async def create_project(
 
 
 async def update_project(ctx: Context, project_id: str, *, changes: dict[str, Any]) -> Project:
-    principal = require_role(ctx, "admin")
     project = await get_project(ctx, project_id)
+    principal = require_role(ctx, "admin")
     allowed = {"name", "slug", "site_url", "default_webhook_url"}
     unknown = set(changes) - allowed
     if unknown:
@@ -130,8 +130,8 @@ async def update_project(ctx: Context, project_id: str, *, changes: dict[str, An
 
 
 async def archive_project(ctx: Context, project_id: str) -> Project:
-    require_role(ctx, "admin")
     project = await get_project(ctx, project_id)
+    require_role(ctx, "admin")
     if project.is_default:
         raise Conflict("The default project cannot be archived", details={"project_id": project.id})
     if project.status != "archived":
@@ -146,8 +146,8 @@ async def rotate_webhook_secret(ctx: Context, project_id: str) -> Project:
     shows `project.webhook_secret` this once (reads never include it)."""
     from imageextract.services.webhook_signing import new_secret
 
-    require_role(ctx, "admin")
     project = await get_project(ctx, project_id)
+    require_role(ctx, "admin")
     if project.status == "archived":
         raise Conflict("Archived projects cannot be changed", details={"project_id": project.id})
     project.webhook_secret = new_secret()

@@ -162,6 +162,7 @@ async def submit_job(
     ctx: Context, *, kind: Any, raw_input: Any = None, uploads: list[Upload] | None = None,
     metadata: Any = None, project_id: Any = None, idempotency_key: str | None = None,
 ) -> Submitted:
+    ctx.check_credentials()
     principal = ctx.principal
     uploads = uploads or []
     if principal is None:

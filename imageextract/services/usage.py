@@ -22,12 +22,18 @@ def parse_instant(value: str | None, *, field: str) -> datetime | None:
     return parsed
 
 
-async def account_usage(ctx: Context, *, since: datetime | None, until: datetime | None) -> dict[str, object]:
+async def account_usage(ctx: Context, *, since: str | None, until: str | None) -> dict[str, object]:
+    """Jobs, credits and images over [since, until] (ISO 8601 instants, either end open)."""
     principal = ctx.require_principal()
+    return await _usage(principal.account_id, since=parse_instant(since, field="since"),
+                        until=parse_instant(until, field="until"))
+
+
+async def _usage(account_id: str, *, since: datetime | None, until: datetime | None) -> dict[str, object]:
     if since and until and since > until:
         raise ValidationError("since must not be after until", details={"since": since.isoformat()})
-    jobs = Job.filter(account_id=principal.account_id)
-    images = Image.filter(account_id_ref=principal.account_id)
+    jobs = Job.filter(account_id=account_id)
+    images = Image.filter(account_id_ref=account_id)
     if since is not None:
         jobs = jobs.filter(created_at__gte=since)
         images = images.filter(created_at__gte=since)
@@ -35,8 +41,8 @@ async def account_usage(ctx: Context, *, since: datetime | None, until: datetime
         jobs = jobs.filter(created_at__lte=until)
         images = images.filter(created_at__lte=until)
     return {
-        "account_id": principal.account_id,
+        "account_id": account_id,
         "jobs_total": await jobs.count(),
-        "credits_debited": await ledger.net_debited(account_id=principal.account_id, since=since, until=until),
+        "credits_debited": await ledger.net_debited(account_id=account_id, since=since, until=until),
         "images_extracted": await images.count(),
     }

@@ -41,8 +41,8 @@ async def list_endpoints(ctx: Context, project_id: str) -> list[WebhookEndpoint]
 
 
 async def create_endpoint(ctx: Context, project_id: str, *, url: Any, subscribed_events: Any = None) -> WebhookEndpoint:
-    principal = require_role(ctx, "admin")
     project = await get_project(ctx, project_id)
+    principal = require_role(ctx, "admin")
     clean_url = await _clean_url(ctx, url)
     events = _clean_events(subscribed_events)
     return await WebhookEndpoint.create(account_id=principal.account_id, project=project, url=clean_url,
@@ -58,8 +58,8 @@ async def get_endpoint(ctx: Context, project_id: str, webhook_id: str) -> Webhoo
 
 
 async def update_endpoint(ctx: Context, project_id: str, webhook_id: str, *, changes: dict[str, Any]) -> WebhookEndpoint:
-    require_role(ctx, "admin")
     endpoint = await get_endpoint(ctx, project_id, webhook_id)
+    require_role(ctx, "admin")
     allowed = {"url", "subscribed_events", "status"}
     unknown = set(changes) - allowed
     if unknown or not changes:
@@ -83,8 +83,8 @@ async def update_endpoint(ctx: Context, project_id: str, webhook_id: str, *, cha
 
 
 async def delete_endpoint(ctx: Context, project_id: str, webhook_id: str) -> None:
-    require_role(ctx, "admin")
     endpoint = await get_endpoint(ctx, project_id, webhook_id)
+    require_role(ctx, "admin")
     await endpoint.delete()
 
 
@@ -94,8 +94,8 @@ async def send_test(ctx: Context, project_id: str, webhook_id: str) -> WebhookDe
 
     from imageextract.services.webhook_events import create_delivery
 
-    require_role(ctx, "admin")
     endpoint = await get_endpoint(ctx, project_id, webhook_id)
+    require_role(ctx, "admin")
     project = await get_project(ctx, project_id)
     payload = {
         "type": "webhook.test",

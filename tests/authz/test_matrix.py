@@ -103,6 +103,7 @@ REST: list[Call] = [
     Call("PATCH", P + "/webhooks/{webhook_id}", "/api/v1/projects/{project}/webhooks/{webhook}",
          json={"url": "{hook}", "status": "disabled"}),
     Call("PATCH", P, "/api/v1/projects/{project}", json={"name": "Renamed by intruder"}),
+    Call("POST", P + "/webhook-secret/rotate", "/api/v1/projects/{project}/webhook-secret/rotate"),
     Call("POST", P + "/keys/{key_id}/rotate", "/api/v1/projects/{project}/keys/{key}/rotate"),
     Call("POST", P + "/keys/{key_id}/revoke", "/api/v1/projects/{project}/keys/{key}/revoke"),
     Call("POST", J + "/cancel", "/api/v1/jobs/{job}/cancel", owner_job="job_queued"),
@@ -160,6 +161,8 @@ GRAPHQL: list[Gql] = [
     Gql("Mutation.retryJob", "mutation($j: ID!) { retryJob(id: $j) { jobId } }", owner_job="job_failed"),
     Gql("Mutation.deleteWebhook", "mutation($p: ID!, $w: ID!) { deleteWebhook(projectId: $p, id: $w) }"),
     Gql("Mutation.revokeDashboardKey", "mutation($dk: ID!) { revokeDashboardKey(id: $dk) { id status } }"),
+    Gql("Mutation.rotateProjectWebhookSecret",
+        "mutation($p: ID!) { rotateProjectWebhookSecret(id: $p) { id defaultWebhookSecret } }"),
     Gql("Mutation.archiveProject", "mutation($p: ID!) { archiveProject(id: $p) { id status } }"),
     # The intruder's own project with A's child ids.
     Gql("Mutation.revokeApiKey", "mutation($bp: ID!, $k: ID!) { revokeApiKey(projectId: $bp, keyId: $k) { id } }",
