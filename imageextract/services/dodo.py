@@ -13,13 +13,15 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dodopayments
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from imageextract.config import Settings
 from imageextract.errors import BadGateway, GatewayTimeout, ServiceUnavailable, ValidationError
+
+if TYPE_CHECKING:
+    import dodopayments
 
 WEBHOOK_TOLERANCE_SECONDS = 300  # Standard Webhooks' own tolerance, checked here to name the failure
 PREVIOUS_SECRET_GRACE = timedelta(hours=24)
@@ -38,6 +40,8 @@ def not_configured(missing: list[str]) -> ServiceUnavailable:
 
 
 def _client(settings: Settings) -> dodopayments.AsyncDodoPayments:
+    import dodopayments  # imported when billing is used: the SDK's types take ~0.25 s to load
+
     kwargs: dict[str, Any] = {"bearer_token": settings.dodo_api_key, "timeout": settings.dodo_timeout_seconds,
                               "max_retries": settings.dodo_max_retries}
     if settings.dodo_base_url:
@@ -58,6 +62,8 @@ async def create_checkout_session(settings: Settings, *, product_id: str, email:
     """One checkout session for one unit of `product_id`. Bounded by `call_budget`, never a hang."""
     if not settings.dodo_api_key:
         raise not_configured(["dodo_api_key"])
+    import dodopayments
+
     customer: dict[str, Any] = {"email": email}
     if name:
         customer["name"] = name
