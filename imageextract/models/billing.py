@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from tortoise import fields
 from tortoise.models import Model
 
 from imageextract.models.base import new_payment_event_id
+
+if TYPE_CHECKING:
+    from imageextract.models.accounts import Account
 
 SUBSCRIPTION_STATUSES = ("active", "on_hold", "failed", "cancelled", "expired")
 
@@ -16,7 +21,9 @@ class Subscription(Model):
 
     id = fields.BigIntField(primary_key=True)
     provider_subscription_id = fields.CharField(max_length=200, unique=True)
-    account = fields.ForeignKeyField("models.Account", related_name="subscriptions", on_delete=fields.CASCADE)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "models.Account", related_name="subscriptions", on_delete=fields.CASCADE
+    )
     product_id = fields.CharField(max_length=200)
     plan = fields.CharField(max_length=20)
     status = fields.CharField(max_length=20)
@@ -41,8 +48,10 @@ class PaymentEvent(Model):
     id = fields.CharField(max_length=40, primary_key=True, default=new_payment_event_id)
     provider_event_id = fields.CharField(max_length=200, unique=True)
     event_type = fields.CharField(max_length=100)
-    account = fields.ForeignKeyField("models.Account", related_name="payment_events", null=True, on_delete=fields.SET_NULL)
-    payload = fields.JSONField()
+    account: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
+        "models.Account", related_name="payment_events", null=True, on_delete=fields.SET_NULL
+    )
+    payload: fields.JSONField[Any] = fields.JSONField()
     occurred_at = fields.DatetimeField(null=True, db_index=True)  # the provider's own timestamp
     subscription_id = fields.CharField(max_length=200, null=True, db_index=True)  # the provider's id
     payment_id = fields.CharField(max_length=200, null=True, db_index=True)

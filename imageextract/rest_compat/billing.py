@@ -6,26 +6,26 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from imageextract.context import Context
 from imageextract.errors import PayloadTooLarge
 from imageextract.rest_compat.common import build_context
 from imageextract.services import billing
-from imageextract.transport import SESSION_COOKIE
 
 MAX_WEBHOOK_BODY = 1024 * 1024
 
 
-def _is_anonymous_browser(request: Request) -> bool:
-    """A browser navigation without credentials: it should land on the login page, not on a JSON error."""
-    has_credentials = (request.headers.get("authorization") or request.headers.get("x-api-key")
-                       or request.cookies.get(SESSION_COOKIE))
-    return not has_credentials and "text/html" in request.headers.get("accept", "")
+def _browser_to_login(request: Request, ctx: Context) -> bool:
+    """A browser navigation without a usable session (none, or expired) and without an API key should land on
+    the login page; an API caller gets the 401 envelope."""
+    sent_key = request.headers.get("authorization") or request.headers.get("x-api-key")
+    return ctx.principal is None and not sent_key and "text/html" in request.headers.get("accept", "")
 
 
 async def checkout(request: Request) -> Response:
     """Initiate a Dodo Payments checkout (?plan=starter|pro|scale|agency); redirects to the payment page."""
-    if _is_anonymous_browser(request):
+    ctx = await build_context(request, keep_auth_error=True)
+    if _browser_to_login(request, ctx):
         return RedirectResponse("/login", status_code=302)
-    ctx = await build_context(request)
     session = await billing.start_checkout(ctx, plan=request.query_params.get("plan"))
     return RedirectResponse(session.url, status_code=302)
 

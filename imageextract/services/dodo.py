@@ -58,7 +58,7 @@ def call_budget(settings: Settings) -> float:
 
 
 async def create_checkout_session(settings: Settings, *, product_id: str, email: str, name: str | None,
-                                  metadata: dict[str, str], return_url: str) -> CheckoutSession:
+                                  metadata: dict[str, str | float | bool], return_url: str) -> CheckoutSession:
     """One checkout session for one unit of `product_id`. Bounded by `call_budget`, never a hang."""
     if not settings.dodo_api_key:
         raise not_configured(["dodo_api_key"])

@@ -55,6 +55,11 @@ async def test_checkout_without_credentials(bclient: httpx.AsyncClient, fake_dod
     bad_key = await bclient.get("/api/billing/checkout?plan=pro",
                                 headers={"accept": "text/html", "authorization": "Bearer ie_live_nope"})
     assert bad_key.status_code == 401 and bad_key.json()["error"]["code"] == "unauthorized"
+    stale = {"cookie": "ie_session=no-such-session"}  # an expired or revoked session
+    expired = await bclient.get("/api/billing/checkout?plan=pro", headers={**stale, "accept": "text/html"})
+    assert expired.status_code == 302 and expired.headers["location"] == "/login"
+    expired_api = await bclient.get("/api/billing/checkout?plan=pro", headers=stale)
+    assert expired_api.status_code == 401
     assert len(fake_dodo.calls) == before
 
 
