@@ -31,3 +31,6 @@ async def test_plans_catalog_and_unsubscribed_billing(billing_server: ServerProc
     _, errors = await run_gql(billing_server.base_url, "{ paymentEvents(first: 0) { totalCount } }",
                               headers=account["headers"])
     assert errors and errors[0]["extensions"]["code"] == "validation_error"
+    _, errors = await run_gql(billing_server.base_url, '{ paymentEvents(after: "not-a-cursor") { totalCount } }',
+                              headers=account["headers"])
+    assert errors and errors[0]["extensions"]["code"] == "validation_error"

@@ -1,4 +1,4 @@
-"""Secret rotation: the previous webhook secret verifies for 24 h after the rotation, then no more."""
+"""The provider edge: webhook secret rotation (24 h for the previous secret), and a provider that is down."""
 
 from __future__ import annotations
 
@@ -42,3 +42,16 @@ def test_rotation_needs_its_time_and_a_secret_is_needed() -> None:
     with pytest.raises(ServiceUnavailable) as info:
         dodo.verify_webhook(Settings(), body=BODY, headers=signed_headers(BODY))
     assert info.value.code == "billing_not_configured"
+
+
+async def test_provider_down_is_a_bad_gateway() -> None:
+    """Nothing listens on the provider's port: the real SDK's connection error becomes a 502, at once."""
+    from imageextract.errors import BadGateway
+    from tests.support import free_port
+
+    settings = Settings(dodo_api_key="k", dodo_base_url=f"http://127.0.0.1:{free_port()}", dodo_max_retries=0)
+    with pytest.raises(BadGateway) as info:
+        await dodo.create_checkout_session(settings, product_id="prod_1", email="a@example.com", name=None,
+                                           metadata={"account_id": "acc_1"}, return_url="https://x.test/")
+    assert info.value.code == "payment_provider_error"
+    assert info.value.details == {"reason": "APIConnectionError"}
