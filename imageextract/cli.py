@@ -7,6 +7,7 @@ import asyncio
 import json
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from imageextract.config import Settings
@@ -140,32 +141,52 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return run_worker(settings, processes=args.processes, threads=args.threads)
 
 
-def _admin_create_account(args: argparse.Namespace, settings: Settings) -> int:
+def _run_admin(args: argparse.Namespace, settings: Settings, action: Callable[[], Awaitable[dict[str, Any]]]) -> int:
+    """Run one operator action against the database: its result on stdout (JSON with --json), a domain
+    error as the JSON envelope on stderr and exit code 1."""
     from imageextract import db
     from imageextract.errors import DomainError
-    from imageextract.services.admin import create_account_with_key
 
     async def run() -> dict[str, Any]:
         await db.init_db(settings)
         try:
-            return await create_account_with_key(
-                name=args.name, email=args.email, password=args.password, plan=args.plan, credits=args.credits
-            )
+            return await action()
         finally:
             await db.close_db()
 
     try:
-        created = asyncio.run(run())
+        result = asyncio.run(run())
     except DomainError as exc:
         print(json.dumps({"error": {"code": exc.code, "message": exc.message, "details": exc.details}}),
               file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(created))
+        print(json.dumps(result))
     else:
-        for k, v in created.items():
+        for k, v in result.items():
             print(f"{k}: {v}")
     return 0
+
+
+def _admin_create_account(args: argparse.Namespace, settings: Settings) -> int:
+    from imageextract.services.admin import create_account_with_key
+
+    return _run_admin(args, settings, lambda: create_account_with_key(
+        name=args.name, email=args.email, password=args.password, plan=args.plan, credits=args.credits))
+
+
+def _admin_grant_credits(args: argparse.Namespace, settings: Settings) -> int:
+    from imageextract.services.admin import grant_credits
+
+    return _run_admin(args, settings, lambda: grant_credits(
+        account_id=args.account, credits=args.credits, reason=args.reason))
+
+
+def _admin_set_plan(args: argparse.Namespace, settings: Settings) -> int:
+    from imageextract.services.admin import set_plan
+
+    return _run_admin(args, settings, lambda: set_plan(account_id=args.account, plan=args.plan,
+                                                       credits=args.credits))
 
 
 def _export_schema(args: argparse.Namespace, settings: Settings) -> int:
@@ -208,6 +229,18 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--credits", type=int)
     ca.add_argument("--json", action="store_true")
     ca.set_defaults(func=_admin_create_account)
+    gc = admin_sub.add_parser("grant-credits", help="add credits to an account (one ledger entry)")
+    gc.add_argument("--account", required=True, help="account id (acc_...)")
+    gc.add_argument("--credits", type=int, required=True)
+    gc.add_argument("--reason", required=True, help="why: kept as the ledger entry's note")
+    gc.add_argument("--json", action="store_true")
+    gc.set_defaults(func=_admin_grant_credits)
+    sp = admin_sub.add_parser("set-plan", help="put an account on a plan and grant its included credits")
+    sp.add_argument("--account", required=True, help="account id (acc_...)")
+    sp.add_argument("--plan", required=True, choices=["free", "starter", "pro", "scale", "agency"])
+    sp.add_argument("--credits", type=int, help="credits to grant instead of the plan's credits_included")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=_admin_set_plan)
 
     dk = admin_sub.add_parser("demo-key", help="issue a new API key for the demo account's owner")
     dk.add_argument("--json", action="store_true")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -65,9 +66,34 @@ class Settings(BaseSettings):
     webhook_disable_after_days: float = 5.0
     webhook_resend_after_seconds: float = 30.0  # reconciler re-sends a delivery this long overdue (lost message)
 
+    # Billing (Dodo Payments). Unset api key or product ids: checkout answers 503 billing_not_configured.
+    dodo_api_key: str | None = None
+    dodo_environment: Literal["test_mode", "live_mode"] = "test_mode"
+    dodo_base_url: str | None = None  # overrides the environment's API URL (a loopback fake in tests)
+    dodo_return_url: str | None = None  # where the checkout sends the buyer back; default {base_url}/
+    dodo_timeout_seconds: float = 10.0  # per attempt; the whole checkout call is bounded by timeout x attempts
+    dodo_max_retries: int = 1
+    dodo_webhook_secret: str | None = None  # whsec_...; unset: POST /api/webhooks/payment answers 503
+    # Rotation: the secret being replaced stays valid for 24 h after `dodo_webhook_secret_rotated_at`.
+    dodo_webhook_secret_previous: str | None = None
+    dodo_webhook_secret_rotated_at: datetime | None = None
+    dodo_product_starter: str | None = None
+    dodo_product_pro: str | None = None
+    dodo_product_scale: str | None = None
+    dodo_product_agency: str | None = None
+
     # Guest and demo
     guest_daily_jobs: int = 3
     create_demo_account: bool = True
+
+    @model_validator(mode="after")
+    def _check_rotation(self) -> Settings:
+        if self.dodo_webhook_secret_previous and self.dodo_webhook_secret_rotated_at is None:
+            raise ValueError("IMAGEEXTRACT_DODO_WEBHOOK_SECRET_ROTATED_AT is required with "
+                             "IMAGEEXTRACT_DODO_WEBHOOK_SECRET_PREVIOUS (the previous secret expires 24 h after it)")
+        if self.dodo_webhook_secret_rotated_at is not None and self.dodo_webhook_secret_rotated_at.tzinfo is None:
+            self.dodo_webhook_secret_rotated_at = self.dodo_webhook_secret_rotated_at.replace(tzinfo=UTC)
+        return self
 
     @field_validator("ssrf_allow", "allowed_origins", mode="before")
     @classmethod
@@ -110,6 +136,11 @@ class Settings(BaseSettings):
     @property
     def files_dir(self) -> Path:
         return (self.data_dir / "files").resolve()
+
+    def dodo_products(self) -> dict[str, str | None]:
+        """Plan name -> the provider's product id configured for it."""
+        return {"starter": self.dodo_product_starter, "pro": self.dodo_product_pro,
+                "scale": self.dodo_product_scale, "agency": self.dodo_product_agency}
 
     @property
     def base_url(self) -> str:

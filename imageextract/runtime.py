@@ -48,7 +48,7 @@ class Runtime:
 
 
 async def _reconcile_forever(runtime: Runtime) -> None:
-    from imageextract.services import pipeline
+    from imageextract.services import billing, pipeline
 
     while True:
         await asyncio.sleep(runtime.settings.reconcile_interval_seconds)
@@ -58,6 +58,12 @@ async def _reconcile_forever(runtime: Runtime) -> None:
                 log.info("reconciler: %s", result)
         except Exception:
             log.exception("reconciler round failed")
+        try:
+            ended = await billing.settle_ended()  # subscriptions whose period ran out: back to free
+            if ended:
+                log.info("billing: %d account(s) back on free", ended)
+        except Exception:
+            log.exception("billing settle round failed")
 
 
 @contextlib.asynccontextmanager

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from imageextract.models.accounts import Account, Membership, Session, User
+from imageextract.models.billing import PaymentEvent, Subscription
 from imageextract.models.jobs import Image, Job, JobItem
 from imageextract.models.ledger import LedgerEntry
-from imageextract.models.misc import IdempotencyRecord, PaymentEvent, RateCounter
+from imageextract.models.misc import IdempotencyRecord, RateCounter
 from imageextract.models.projects import ApiKey, Project
 from imageextract.models.webhooks import EVENT_TYPES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -25,6 +26,7 @@ __models__ = [
     WebhookAttempt,
     IdempotencyRecord,
     PaymentEvent,
+    Subscription,
     RateCounter,
 ]
 

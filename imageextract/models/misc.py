@@ -1,11 +1,9 @@
-"""Idempotency records, payment events and rate-limit counters."""
+"""Idempotency records and rate-limit counters."""
 
 from __future__ import annotations
 
 from tortoise import fields
 from tortoise.models import Model
-
-from imageextract.models.base import new_payment_event_id
 
 
 class IdempotencyRecord(Model):
@@ -20,19 +18,6 @@ class IdempotencyRecord(Model):
     class Meta:
         table = "idempotency_records"
         unique_together = (("scope", "key"),)
-
-
-class PaymentEvent(Model):
-    id = fields.CharField(max_length=40, primary_key=True, default=new_payment_event_id)
-    provider_event_id = fields.CharField(max_length=200, unique=True)
-    event_type = fields.CharField(max_length=100)
-    account = fields.ForeignKeyField("models.Account", related_name="payment_events", null=True, on_delete=fields.SET_NULL)
-    payload = fields.JSONField()
-    processed_at = fields.DatetimeField(null=True)
-    created_at = fields.DatetimeField(auto_now_add=True)
-
-    class Meta:
-        table = "payment_events"
 
 
 class RateCounter(Model):

@@ -7,6 +7,8 @@ from datetime import datetime
 import strawberry
 
 from imageextract.models import LedgerEntry as LedgerEntryModel
+from imageextract.schema.billing import Billing
+from imageextract.services import billing as billing_service
 from imageextract.services.plans import Plan
 
 
@@ -19,6 +21,11 @@ class Account:
     status: str
     membership_role: str
     credits: int
+
+    @strawberry.field
+    async def billing(self) -> Billing:
+        """The account's plan and subscription state (services.billing)."""
+        return Billing.from_state(await billing_service.billing_state(account_id=str(self.id)))
 
 
 @strawberry.type
