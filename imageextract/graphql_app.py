@@ -244,6 +244,7 @@ class GraphQLApp(GraphQL):  # type: ignore[type-arg]
 def graphql_routes(runtime: Runtime) -> list[BaseRoute]:
     settings = runtime.settings
     app = GraphQLApp(build_schema(settings), subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
-                     multipart_uploads_enabled=True, graphql_ide="graphiql" if settings.graphiql else None)
+                     multipart_uploads_enabled=True, graphql_ide="graphiql" if settings.graphiql else None,
+                     allowed_origins=list(settings.allowed_origins))
     return [Route("/graphql", app, methods=["GET", "POST"]), WebSocketRoute("/graphql", app)]
 

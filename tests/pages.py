@@ -6,6 +6,7 @@ Routes:
   /slow/<secs>/<n>     like /page/<n>, after sleeping <secs> seconds
   /flaky/<key>/<f>/<n> 503 for the first <f> requests of <key>, then like /page/<n>
   /status/<code>       an empty response with that status code
+  /broken/<n>          like /page/<n>, plus one image whose URL answers 404
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(503, b"try again", "text/plain")
             else:
                 self._send(200, page_html(int(m[3])), "text/html; charset=utf-8")
+        elif m := re.fullmatch(r"/broken/(\d+)", self.path):
+            html = page_html(int(m[1])).replace(b"</body>", b'<img src="/status/404" alt="gone"></body>')
+            self._send(200, html, "text/html; charset=utf-8")
         elif m := re.fullmatch(r"/status/(\d+)", self.path):
             self._send(int(m[1]), b"", "text/plain")
         else:

@@ -33,7 +33,7 @@ async def _usage(account_id: str, *, since: datetime | None, until: datetime | N
     if since and until and since > until:
         raise ValidationError("since must not be after until", details={"since": since.isoformat()})
     jobs = Job.filter(account_id=account_id)
-    images = Image.filter(account_id_ref=account_id)
+    images = Image.filter(account_id_ref=account_id, storage_key__isnull=False)  # stored, downloadable
     if since is not None:
         jobs = jobs.filter(created_at__gte=since)
         images = images.filter(created_at__gte=since)
