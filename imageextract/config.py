@@ -60,7 +60,7 @@ class Settings(BaseSettings):
 
     # Webhooks
     webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
-        default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+        default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
     )
     webhook_timeout_seconds: float = 10.0
     webhook_disable_after_days: float = 5.0

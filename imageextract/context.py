@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from imageextract.config import Settings
     from imageextract.models import Account, ApiKey, Membership, User
+    from imageextract.runtime import Runtime
 
 AuthMethod = Literal["api_key", "session", "guest"]
 
@@ -47,7 +48,7 @@ class Context:
     guest_token: str | None = None  # the guest cookie's value (owns guest jobs)
     minted_guest_token: str | None = None  # set by guests.ensure_guest: the adapter must send it as a cookie
     base_url: str | None = None  # the request's own origin, for absolute URLs
-    services: Any = None  # the app's runtime (storage, events, broker); see app.Runtime
+    services: Runtime = None  # type: ignore[assignment]  # the process's runtime (storage, events, broker)
     loaders: dict[str, Any] = field(default_factory=dict)
     enqueue: Callable[..., Any] | None = None
     auth_error: Exception | None = None  # why credentials that were sent were refused

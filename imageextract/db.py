@@ -62,6 +62,7 @@ async def pending_model_changes(settings: Settings) -> list[str]:
     config = tortoise_config(settings)
     ctx = await Tortoise.init(config=config)
     try:
+        assert ctx.apps is not None
         detector = MigrationAutodetector(ctx.apps, config["apps"])
         writers = await detector.changes()
         return [w.name for w in writers]

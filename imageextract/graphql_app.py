@@ -7,7 +7,7 @@ Each `resolvers/<domain>.py` declares `Query`, `Mutation` and (where it has live
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -115,7 +115,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         # (a thousand subscribers send one query text): cache both, keyed by the document.
         # The limit rules are built once: the validation cache keys on the rule classes too.
         lambda: ParserCache(maxsize=256),
-        lambda: AddValidationRules(LIMIT_RULES),
+        lambda: AddValidationRules(LIMIT_RULES),  # type: ignore[arg-type]
         lambda: ValidationCache(maxsize=256),
         lambda: MaxTokensLimiter(max_token_count=2000),
         GuestCookie,
@@ -163,7 +163,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[GQLContext, None]):
             await operation.send_initial_errors(first.errors)
             return
 
-        async def replay() -> AsyncIterator[Any]:
+        async def replay() -> AsyncGenerator[Any, None]:
             yield first
             async for result in result_source:
                 yield result
@@ -171,7 +171,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[GQLContext, None]):
         await super()._send_result_stream(operation, replay())
 
 
-class GraphQLApp(GraphQL):  # type: ignore[type-arg]
+class GraphQLApp(GraphQL[GQLContext, None]):
     """Strawberry's ASGI app with our context (the same authentication as REST) and a body cap: a JSON
     document may be at most MAX_JSON_BODY; a multipart upload at most the caller's plan allows."""
 
@@ -213,7 +213,7 @@ class GraphQLApp(GraphQL):  # type: ignore[type-arg]
         except _BodyTooLarge:
             await _too_large(limit)(scope, receive, send)
 
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Any:
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> GQLContext:
         ctx = request.scope.get("state", {}).get("ie_context")
         if ctx is None:
             ctx = await transport.build_context(request, check_csrf=True, keep_auth_error=True)

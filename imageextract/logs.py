@@ -39,7 +39,7 @@ _SECRETS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
 
 def redact(text: str) -> str:
     for pattern, replacement in _SECRETS:
-        text = pattern.sub(replacement, text)  # type: ignore[arg-type]
+        text = pattern.sub(replacement, text)
     return text
 
 

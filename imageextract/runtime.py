@@ -10,29 +10,40 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import dramatiq
 
 from imageextract import db
 from imageextract.config import Settings
+from imageextract.events import PubSub
+from imageextract.storage import Storage
+
+if TYPE_CHECKING:
+    from imageextract.context import Context
+    from imageextract.tasks.broker import TaskQueue
 
 log = logging.getLogger("imageextract.runtime")
 
 
 @dataclass
 class Runtime:
+    """What a process holds. `storage`, `events`, `broker` and `tasks` exist once `open_runtime` opened them."""
+
     settings: Settings
-    storage: Any = None
-    events: Any = None
-    broker: Any = None
-    tasks: Any = None  # TaskQueue
-    worker: Any = None  # embedded dramatiq.Worker
+    storage: Storage = field(init=False)
+    events: PubSub = field(init=False)
+    broker: dramatiq.Broker = field(init=False)
+    tasks: TaskQueue = field(init=False)
+    worker: dramatiq.Worker | None = None  # the embedded worker (in-process broker)
     terminal_hooks: list[Callable[[Any, Any], Awaitable[None]]] = field(default_factory=list)
     _background: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def enqueue(self, actor_name: str, *args: Any, delay: int | None = None) -> None:
-        if self.tasks is None:
+        tasks = getattr(self, "tasks", None)
+        if tasks is None:
             raise RuntimeError("No task queue in this runtime")
-        self.tasks.send(actor_name, *args, delay=delay)
+        tasks.send(actor_name, *args, delay=delay)
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         """Run `coro` in the background for the life of this runtime (cancelled when it closes)."""
@@ -41,7 +52,7 @@ class Runtime:
         task.add_done_callback(lambda t: self._background.remove(t) if t in self._background else None)
         return task
 
-    def context(self) -> Any:
+    def context(self) -> Context:
         from imageextract.context import Context
 
         return Context(settings=self.settings, services=self, enqueue=self.enqueue)
@@ -91,8 +102,6 @@ async def open_runtime(settings: Settings, *, role: str, bridge: Any = None,
         runtime.tasks = register_actors(runtime.broker, loop_bridge, runtime)
         embedded = role == "api" and settings.redis_url is None and settings.embedded_worker
         if embedded:
-            import dramatiq
-
             runtime.worker = dramatiq.Worker(runtime.broker, worker_threads=settings.worker_threads)
             runtime.worker.start()
         if embedded or role == "worker":
@@ -103,10 +112,13 @@ async def open_runtime(settings: Settings, *, role: str, bridge: Any = None,
             task.cancel()
         if runtime.worker is not None:
             await asyncio.to_thread(runtime.worker.stop, 10_000)
-        if runtime.broker is not None:
-            runtime.broker.close()
-        if runtime.events is not None:
-            await runtime.events.close()
-        if runtime.storage is not None:
-            await runtime.storage.close()
+        broker: dramatiq.Broker | None = getattr(runtime, "broker", None)
+        if broker is not None:
+            broker.close()
+        events: PubSub | None = getattr(runtime, "events", None)
+        if events is not None:
+            await events.close()
+        storage: Storage | None = getattr(runtime, "storage", None)
+        if storage is not None:
+            await storage.close()
         await db.close_db()

@@ -107,4 +107,4 @@ class Mutation:
 
 @strawberry.type
 class Subscription:
-    job_progress: JobProgressEvent = strawberry.subscription(resolver=job_progress)
+    job_progress: AsyncGenerator[JobProgressEvent, None] = strawberry.subscription(resolver=job_progress)

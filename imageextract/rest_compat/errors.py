@@ -35,7 +35,7 @@ STATUS: dict[type[errors.DomainError], int] = {
 def status_for(exc: errors.DomainError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 400
 
 

@@ -64,7 +64,8 @@ async def authenticate_api_key(token: str) -> Principal:
     user: User | None = None
     membership: Membership | None = None
     if key.kind == "dashboard":
-        membership = await Membership.filter(user_id=key.user_id, account_id=account.id).select_related("user").first()
+        membership = await Membership.filter(user_id=key.user_id,  # type: ignore[attr-defined]
+                                             account_id=account.id).select_related("user").first()
         if membership is None:
             raise Unauthenticated("This key's user is no longer a member of the account")
         role = membership.role
@@ -86,7 +87,8 @@ async def authenticate_session(token: str) -> Principal:
     session = await Session.filter(token_hash=sha256_hex(token)).select_related("user", "account").first()
     if session is None or session.revoked_at is not None or session.expires_at <= _now():
         raise Unauthenticated("Session expired or signed out")
-    membership = await Membership.filter(user_id=session.user_id, account_id=session.account_id).first()
+    membership = await Membership.filter(user_id=session.user_id,  # type: ignore[attr-defined]
+                                         account_id=session.account_id).first()  # type: ignore[attr-defined]
     if membership is None:
         raise Unauthenticated("No longer a member of this account")
     if session.account.status != "active":

@@ -108,7 +108,9 @@ _ITEM_COLUMNS = ("id", "position", "kind", "source_label", "status", "image_coun
 
 def item_view(row: Any) -> ItemView:
     """From a JobItem model or a `values()` row of `_ITEM_COLUMNS`."""
-    get = row.get if isinstance(row, dict) else row.__getattribute__
+    def get(name: str) -> Any:
+        return row[name] if isinstance(row, dict) else getattr(row, name)
+
     return ItemView(
         id=str(get("id")), position=get("position"), kind=get("kind"), source_label=get("source_label"),
         status=get("status"), image_count=get("image_count"), failed_image_count=get("failed_image_count"),

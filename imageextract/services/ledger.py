@@ -69,10 +69,10 @@ async def _apply(
 
 
 async def balance_of(account_id: str, *, conn: Any = None) -> int:
-    values = await Account.filter(id=account_id).using_db(conn).values_list("credits", flat=True)
-    if not values:
+    account = await Account.filter(id=account_id).using_db(conn).only("id", "credits").first()
+    if account is None:
         raise NotFound("Account not found")
-    return int(values[0])
+    return int(account.credits)
 
 
 async def debit(

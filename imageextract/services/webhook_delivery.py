@@ -133,7 +133,7 @@ async def _record(runtime: Any, delivery: WebhookDelivery, endpoint: WebhookEndp
     if gone:
         return "gone"
     if next_at is not None:
-        runtime.enqueue("deliver_webhook", delivery.id, delay=int(delay * 1000) if delay else None)  # type: ignore[operator]
+        runtime.enqueue("deliver_webhook", delivery.id, delay=int(delay * 1000) if delay else None)
     return outcome
 
 

@@ -59,7 +59,8 @@ class TaskQueue:
         self.actors: dict[str, dramatiq.Actor[Any, Any]] = {}
 
     def declare(self, name: str, fn: Callable[..., Any], *, queue: str, **options: Any) -> None:
-        self.actors[name] = dramatiq.actor(fn, actor_name=name, queue_name=queue, broker=self.broker, **options)
+        self.actors[name] = dramatiq.actor(  # type: ignore[call-overload]
+            fn, actor_name=name, queue_name=queue, broker=self.broker, **options)
 
     def send(self, name: str, *args: Any, delay: int | None = None) -> None:
         actor = self.actors[name]

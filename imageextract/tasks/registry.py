@@ -9,7 +9,7 @@ process's broker, wrapping the coroutine so it runs on the runtime's event loop 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ QUEUE_MAINTENANCE = "maintenance"
 # Modules whose import declares actors. A new domain with actors adds its module here.
 ACTOR_MODULES = ["imageextract.tasks.actors"]
 
-ActorFn = Callable[..., Awaitable[Any]]
+ActorFn = Callable[..., Coroutine[Any, Any, Any]]
 
 
 @dataclass(frozen=True)
