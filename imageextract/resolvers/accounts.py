@@ -11,7 +11,6 @@ from imageextract import transport
 from imageextract.schema.accounts import Account, LedgerEntry, Limits, LoginPayload, Usage, Viewer
 from imageextract.schema.context import GQLContext
 from imageextract.services import accounts, auth, ledger, usage
-from imageextract.services.plans import get_plan
 
 GInfo = Info[GQLContext, None]
 
@@ -38,13 +37,11 @@ async def account(info: GInfo) -> Account:
 
 
 async def limits(info: GInfo) -> Limits:
-    acc = await accounts.get_account(info.context.ctx)
-    return Limits.from_plan(get_plan(acc.plan))
+    return Limits.from_plan(await accounts.limits_of(info.context.ctx))
 
 
 async def ledger_entries(info: GInfo, limit: int = 50) -> list[LedgerEntry]:
-    principal = info.context.ctx.require_principal()
-    rows = await ledger.recent_entries(account_id=principal.account_id, limit=limit)
+    rows = await ledger.entries_of(info.context.ctx, limit=limit)
     return [LedgerEntry.from_model(e) for e in rows]
 
 

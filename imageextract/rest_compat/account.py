@@ -9,7 +9,6 @@ from starlette.routing import Route
 from imageextract.rest_compat.common import authed_context, int_param
 from imageextract.rest_compat.serializers import ledger_json
 from imageextract.services import accounts, ledger, usage
-from imageextract.services.plans import get_plan
 
 
 async def get_account(request: Request) -> JSONResponse:
@@ -28,17 +27,17 @@ async def get_credits(request: Request) -> JSONResponse:
 async def get_ledger(request: Request) -> JSONResponse:
     """Fetch recent account credit ledger entries (?limit=50)."""
     ctx = await authed_context(request)
-    limit = int_param(request, "limit", 50, lo=1, hi=500)
-    principal = ctx.require_principal()
-    entries = await ledger.recent_entries(account_id=principal.account_id, limit=limit)
-    return JSONResponse({"account_id": principal.account_id, "entries": [ledger_json(e) for e in entries]})
+    limit = int_param(request, "limit", 50, lo=-(2**31), hi=2**31)  # the range is the service's rule
+    entries = await ledger.entries_of(ctx, limit=limit)
+    return JSONResponse({"account_id": ctx.require_principal().account_id,
+                         "entries": [ledger_json(e) for e in entries]})
 
 
 async def get_limits(request: Request) -> JSONResponse:
     """Fetch account plan limits and platform caps."""
     ctx = await authed_context(request)
-    account = await accounts.get_account(ctx)
-    return JSONResponse({"account_id": account.id, "limits": get_plan(account.plan).limits()})
+    plan = await accounts.limits_of(ctx)
+    return JSONResponse({"account_id": ctx.require_principal().account_id, "limits": plan.limits()})
 
 
 async def get_usage(request: Request) -> JSONResponse:

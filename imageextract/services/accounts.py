@@ -12,7 +12,7 @@ from imageextract.context import Context
 from imageextract.errors import Conflict, ValidationError
 from imageextract.models import Account, Membership, Project, User
 from imageextract.services import ledger
-from imageextract.services.plans import get_plan
+from imageextract.services.plans import Plan, get_plan
 from imageextract.services.security import hash_password
 from imageextract.services.slugs import slugify
 
@@ -111,6 +111,11 @@ async def account_summary(ctx: Context) -> dict[str, object]:
         "status": account.status,
         "membership_role": principal.role,
     }
+
+
+async def limits_of(ctx: Context) -> Plan:
+    """The caller's account's plan: the limits every check uses."""
+    return get_plan((await get_account(ctx)).plan)
 
 
 async def get_account(ctx: Context) -> Account:

@@ -16,6 +16,7 @@ from tortoise.expressions import F
 from tortoise.functions import Sum
 from tortoise.transactions import in_transaction
 
+from imageextract.context import Context
 from imageextract.errors import InsufficientCredits, NotFound, ValidationError
 from imageextract.models import Account, LedgerEntry
 
@@ -110,8 +111,14 @@ async def credit(
 
 async def recent_entries(*, account_id: str, limit: int = 50) -> list[LedgerEntry]:
     if limit < 1 or limit > 500:
-        raise ValidationError("limit must be between 1 and 500", details={"limit": limit})
+        raise ValidationError("limit must be between 1 and 500", details={"field": "limit"})
     return await LedgerEntry.filter(account_id=account_id).order_by("-id").limit(limit)
+
+
+async def entries_of(ctx: Context, *, limit: int = 50) -> list[LedgerEntry]:
+    """The caller's account's most recent ledger entries, newest first."""
+    principal = ctx.require_principal()
+    return await recent_entries(account_id=principal.account_id, limit=limit)
 
 
 async def ledger_sum(account_id: str) -> int:
