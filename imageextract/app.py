@@ -12,17 +12,20 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
+from tortoise import connections
 
 from imageextract.config import Settings
 from imageextract.errors import DomainError
+from imageextract.graphql_app import graphql_routes
+from imageextract.logs import RequestIdMiddleware
+from imageextract.rest_compat import account, auth, billing, downloads, jobs, openapi, projects, webhooks
+from imageextract.rest_compat.errors import domain_error_handler, http_error_handler, unhandled_error_handler
 from imageextract.runtime import Runtime, open_runtime
 
 log = logging.getLogger("imageextract")
 
 
 async def healthz(request: Request) -> JSONResponse:
-    from tortoise import connections
-
     try:
         await connections.get("default").execute_query("SELECT 1")
     except Exception as exc:  # the probe must answer, not crash
@@ -31,9 +34,6 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 def _routes(runtime: Runtime) -> list[BaseRoute]:
-    from imageextract.graphql_app import graphql_routes
-    from imageextract.rest_compat import account, auth, billing, downloads, jobs, openapi, projects, webhooks
-
     routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
     routes += auth.routes + account.routes + projects.routes + jobs.routes + downloads.routes
     routes += webhooks.routes + billing.routes + openapi.routes
@@ -50,12 +50,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         async with open_runtime(settings, role="api", runtime=runtime):
             yield
 
-    from imageextract.logs import RequestIdMiddleware
-    from imageextract.rest_compat.errors import (
-        domain_error_handler,
-        http_error_handler,
-        unhandled_error_handler,
-    )
 
     middleware: list[Middleware] = [Middleware(RequestIdMiddleware)]
     app = Starlette(

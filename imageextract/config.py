@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from imageextract.extract.types import ExtractOptions
+
 
 class Settings(BaseSettings):
     """Every knob of the service. See the README table for what each one does."""
@@ -148,7 +150,6 @@ class Settings(BaseSettings):
 
     def extract_options(self, **overrides: Any) -> Any:
         """The engine's options built from these settings (the engine never reads the environment)."""
-        from imageextract.extract.types import ExtractOptions
 
         values: dict[str, Any] = {
             "ssrf_allow": tuple(ipaddress.ip_network(c, strict=False) for c in self.ssrf_allow),

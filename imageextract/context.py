@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from imageextract.errors import Unauthenticated
+
 if TYPE_CHECKING:
     from imageextract.config import Settings
     from imageextract.models import Account, ApiKey, Membership, User
@@ -60,8 +62,6 @@ class Context:
             raise self.auth_error
 
     def require_principal(self) -> Principal:
-        from imageextract.errors import Unauthenticated
-
         if self.auth_error is not None:
             raise self.auth_error
         if self.principal is None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from tortoise import Tortoise
+from tortoise.exceptions import DBConnectionError
+from tortoise.migrations.api import migrate as migrate_api
+from tortoise.migrations.autodetector import MigrationAutodetector
 
 from imageextract.config import Settings
 
@@ -49,7 +53,6 @@ async def close_db() -> None:
 
 async def migrate(settings: Settings) -> None:
     """Apply every pending migration (idempotent)."""
-    from tortoise.migrations.api import migrate as migrate_api
 
     await migrate_api(config=tortoise_config(settings))
     await Tortoise.close_connections()
@@ -57,7 +60,6 @@ async def migrate(settings: Settings) -> None:
 
 async def pending_model_changes(settings: Settings) -> list[str]:
     """Names of migrations `makemigrations` would write now (empty when migrations cover the models)."""
-    from tortoise.migrations.autodetector import MigrationAutodetector
 
     config = tortoise_config(settings)
     ctx = await Tortoise.init(config=config)
@@ -76,8 +78,6 @@ DB_RETRY_AFTER_SECONDS = 5
 def is_unavailable(exc: BaseException) -> bool:
     """Whether `exc` (or what it wraps) says the database cannot be reached right now, as opposed to a bug
     or a bad query: the connection was refused, dropped or timed out."""
-    import asyncpg
-    from tortoise.exceptions import DBConnectionError
 
     seen: set[int] = set()
     current: BaseException | None = exc

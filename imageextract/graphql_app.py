@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -223,7 +224,6 @@ class GraphQLApp(GraphQL[GQLContext, None]):
     async def on_ws_connect(self, context: GQLContext) -> Any:
         """Authenticate a websocket: `connection_init` payload {"Authorization": "Bearer ..."} or the handshake's
         header or session cookie. No credentials, or bad ones: closed with 4403 (after accept)."""
-        from strawberry.exceptions import ConnectionRejectionError
 
         params = context.connection_params or {}
         header = params.get("Authorization") or params.get("authorization")

@@ -16,11 +16,15 @@ import dramatiq
 
 from imageextract import db
 from imageextract.config import Settings
-from imageextract.events import PubSub
-from imageextract.storage import Storage
+from imageextract.context import Context
+from imageextract.events import PubSub, build_pubsub
+from imageextract.services import billing, pipeline
+from imageextract.services.webhook_events import on_job_terminal
+from imageextract.storage import Storage, build_storage
+from imageextract.tasks.bridge import AsyncBridge
+from imageextract.tasks.broker import build_broker, register_actors
 
 if TYPE_CHECKING:
-    from imageextract.context import Context
     from imageextract.tasks.broker import TaskQueue
 
 log = logging.getLogger("imageextract.runtime")
@@ -53,14 +57,10 @@ class Runtime:
         return task
 
     def context(self) -> Context:
-        from imageextract.context import Context
-
         return Context(settings=self.settings, services=self, enqueue=self.enqueue)
 
 
 async def _reconcile_forever(runtime: Runtime) -> None:
-    from imageextract.services import billing, pipeline
-
     while True:
         await asyncio.sleep(runtime.settings.reconcile_interval_seconds)
         try:
@@ -82,10 +82,6 @@ async def open_runtime(settings: Settings, *, role: str, bridge: Any = None,
                        runtime: Runtime | None = None) -> AsyncIterator[Runtime]:
     """Open everything for `role` ("api" or "worker"). In the API with the in-process broker, worker threads
     run inside this process and their coroutines run on this loop."""
-    from imageextract.events import build_pubsub
-    from imageextract.storage import build_storage
-    from imageextract.tasks.bridge import AsyncBridge
-    from imageextract.tasks.broker import build_broker, register_actors
 
     runtime = runtime or Runtime(settings=settings)
     await db.init_db(settings)
@@ -94,7 +90,6 @@ async def open_runtime(settings: Settings, *, role: str, bridge: Any = None,
         await runtime.storage.open()
         runtime.events = build_pubsub(settings)
         await runtime.events.open()
-        from imageextract.services.webhook_events import on_job_terminal
 
         runtime.terminal_hooks.append(on_job_terminal)
         runtime.broker = build_broker(settings)

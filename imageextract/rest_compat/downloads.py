@@ -10,11 +10,10 @@ from starlette.routing import Route
 
 from imageextract.rest_compat.common import build_context
 from imageextract.services import downloads
+from imageextract.zipstream import zip_stream
 
 
 def _zip_response(name: str, entries: Any) -> StreamingResponse:
-    from imageextract.zipstream import zip_stream
-
     return StreamingResponse(
         zip_stream(entries), media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},

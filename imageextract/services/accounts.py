@@ -15,6 +15,7 @@ from imageextract.services import ledger
 from imageextract.services.plans import Plan, get_plan
 from imageextract.services.security import hash_password
 from imageextract.services.slugs import slugify
+from imageextract.services.webhook_signing import new_secret
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8
@@ -80,7 +81,6 @@ async def create_account(
                     name=name, slug=await _unique_account_slug(name), plan=plan_obj.plan, using_db=conn
                 )
                 membership = await Membership.create(user=user, account=account, role="owner", using_db=conn)
-                from imageextract.services.webhook_signing import new_secret
 
                 project = await Project.create(
                     account=account, name="Default", slug="default", is_default=True, webhook_secret=new_secret(),

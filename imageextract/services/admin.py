@@ -7,7 +7,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from imageextract.errors import NotFound, ValidationError
-from imageextract.models import Account
+from imageextract.models import Account, Membership
 from imageextract.services import accounts, ledger
 from imageextract.services.keys import _issue
 from imageextract.services.plans import get_plan
@@ -34,7 +34,6 @@ async def create_account_with_key(
 
 async def issue_owner_key(*, email: str, label: str) -> str | None:
     """A new dashboard key for the owner of the account whose owner has `email` (None if there is none)."""
-    from imageextract.models import Membership
 
     membership = await Membership.filter(user__email=email, role="owner").first()
     if membership is None:

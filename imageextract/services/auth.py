@@ -20,7 +20,7 @@ from tortoise.expressions import Q
 from imageextract.context import Context, Principal
 from imageextract.errors import Forbidden, Unauthenticated, ValidationError
 from imageextract.models import Account, ApiKey, Membership, Session, User
-from imageextract.services.accounts import normalize_email
+from imageextract.services.accounts import create_account, normalize_email
 from imageextract.services.security import (
     API_KEY_PREFIX,
     constant_time_equal,
@@ -121,7 +121,6 @@ class LoginResult:
 async def sign_up(ctx: Context, *, email: object, password: object, name: object = None,
                   user_agent: str = "") -> LoginResult:
     """A new account (its owner, a Default project, the free plan's credits) and a session for its owner."""
-    from imageextract.services.accounts import create_account
 
     if not isinstance(password, str):
         raise ValidationError("password is required", details={"field": "password"})

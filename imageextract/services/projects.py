@@ -12,7 +12,8 @@ from imageextract.errors import Conflict, NotFound, ValidationError
 from imageextract.models import Project
 from imageextract.services.permissions import require_project_scope, require_role
 from imageextract.services.slugs import SLUG_RE, slugify
-from imageextract.services.urls import validate_http_url
+from imageextract.services.urls import check_public_url, validate_http_url
+from imageextract.services.webhook_signing import new_secret
 
 _UNSET: Any = object()
 
@@ -75,7 +76,6 @@ async def create_project(
     site = _clean_url(site_url, "site_url")
     hook = _clean_url(default_webhook_url, "default_webhook_url")
     if hook is not None:
-        from imageextract.services.urls import check_public_url
 
         await check_public_url(ctx, hook, field="default_webhook_url")
     if slug is not None:
@@ -85,7 +85,6 @@ async def create_project(
     else:
         slug = await _free_slug(principal.account_id, slugify(name))
     try:
-        from imageextract.services.webhook_signing import new_secret
 
         return await Project.create(
             account_id=principal.account_id, name=name, slug=slug, site_url=site, default_webhook_url=hook,
@@ -118,7 +117,6 @@ async def update_project(ctx: Context, project_id: str, *, changes: dict[str, An
     if "default_webhook_url" in changes:
         hook = _clean_url(changes["default_webhook_url"], "default_webhook_url")
         if hook is not None:
-            from imageextract.services.urls import check_public_url
 
             await check_public_url(ctx, hook, field="default_webhook_url")
         project.default_webhook_url = hook
@@ -144,7 +142,6 @@ async def archive_project(ctx: Context, project_id: str) -> Project:
 async def rotate_webhook_secret(ctx: Context, project_id: str) -> Project:
     """A new secret for deliveries to the project's default_webhook_url, in effect at once; the caller
     shows `project.webhook_secret` this once (reads never include it)."""
-    from imageextract.services.webhook_signing import new_secret
 
     project = await get_project(ctx, project_id)
     require_role(ctx, "admin")

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 
 from imageextract.context import Context
 from imageextract.errors import ValidationError
+from imageextract.extract.ssrf import check_url
+from imageextract.extract.types import ExtractError
 
 MAX_URL = 2048
 
@@ -31,8 +33,6 @@ def validate_http_url(value: Any, *, field: str) -> str:
 
 async def check_public_url(ctx: Context, url: str, *, field: str) -> None:
     """The SSRF guard used by extraction, applied up front: refuse URLs that reach non-public addresses."""
-    from imageextract.extract.ssrf import check_url
-    from imageextract.extract.types import ExtractError
 
     try:
         await check_url(url, ctx.settings.extract_options())

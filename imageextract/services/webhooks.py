@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from imageextract.context import Context
@@ -10,6 +12,7 @@ from imageextract.models import EVENT_TYPES, WebhookAttempt, WebhookDelivery, We
 from imageextract.services.permissions import require_role
 from imageextract.services.projects import get_project
 from imageextract.services.urls import check_public_url, validate_http_url
+from imageextract.services.webhook_events import create_delivery
 from imageextract.services.webhook_signing import new_secret
 
 SUBSCRIBABLE = tuple(e for e in EVENT_TYPES if e != "webhook.test")
@@ -89,10 +92,6 @@ async def delete_endpoint(ctx: Context, project_id: str, webhook_id: str) -> Non
 
 
 async def send_test(ctx: Context, project_id: str, webhook_id: str) -> WebhookDelivery:
-    import uuid
-    from datetime import UTC, datetime
-
-    from imageextract.services.webhook_events import create_delivery
 
     endpoint = await get_endpoint(ctx, project_id, webhook_id)
     require_role(ctx, "admin")

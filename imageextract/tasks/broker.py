@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
 
@@ -43,7 +44,6 @@ def _middleware() -> list[Any]:
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
     if settings.redis_url:
-        from dramatiq.brokers.redis import RedisBroker
 
         # A short heartbeat timeout lets another worker take over the messages of a killed one sooner.
         return RedisBroker(url=settings.redis_url, middleware=_middleware(), namespace=settings.redis_namespace,

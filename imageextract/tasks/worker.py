@@ -9,23 +9,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import threading
 from typing import Any
 
+import dramatiq
+
+from imageextract import logs
 from imageextract.config import Settings
+from imageextract.runtime import open_runtime
+from imageextract.tasks.bridge import LoopThread
 
 log = logging.getLogger("imageextract.worker")
 WORKER_TIMEOUT_MS = 100
 
 
 def _worker_main(settings: Settings, threads: int) -> int:
-    import dramatiq
-
-    from imageextract import logs
-    from imageextract.runtime import open_runtime
-    from imageextract.tasks.bridge import LoopThread
 
     logs.configure(settings.log_level)
     loop_thread = LoopThread()
@@ -90,7 +91,6 @@ def run_worker(settings: Settings, *, processes: int | None = None, threads: int
     def forward(signum: int, frame: Any) -> None:
         for child in children:
             if child.is_alive() and child.pid:
-                import os
 
                 os.kill(child.pid, signal.SIGTERM)
 
