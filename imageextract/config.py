@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     webhook_disable_after_days: float = 5.0
     webhook_resend_after_seconds: float = 30.0  # reconciler re-sends a delivery this long overdue (lost message)
 
+    # Results API: retention and exports
+    default_retention_days: int | None = None  # retention_days of new projects; unset keeps jobs forever
+    retention_batch_size: int = 200  # jobs one retention sweep deletes at most (each worker, each round)
+    retention_interval_seconds: float = 300.0  # how often workers sweep expired jobs
+
     # Guest and demo
     guest_daily_jobs: int = 3
     create_demo_account: bool = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -14,7 +15,7 @@ from imageextract.errors import PayloadTooLarge
 from imageextract.schema.context import GQLContext
 from imageextract.schema.jobs import Job, JobProgressEvent, SubmitJobPayload
 from imageextract.schema.pagination import Connection
-from imageextract.services import jobs, live, submission
+from imageextract.services import job_queries, jobs, live, submission
 from imageextract.services.plans import GUEST_PLAN, get_plan
 
 GInfo = Info[GQLContext, None]
@@ -35,9 +36,14 @@ async def job(info: GInfo, id: strawberry.ID) -> Job:
 
 
 async def job_list(info: GInfo, first: int = 20, after: str | None = None, status: str | None = None,
-                   type: str | None = None, project_id: strawberry.ID | None = None) -> Connection[Job]:
-    page = await jobs.list_jobs_cursor(info.context.ctx, first=first, after=after, status=status, type=type,
-                                       project_id=str(project_id) if project_id else None)
+                   type: str | None = None, project_id: strawberry.ID | None = None,
+                   created_after: datetime | None = None, created_before: datetime | None = None,
+                   sort: str | None = None, order: str | None = None) -> Connection[Job]:
+    """The caller's jobs, filtered and sorted as GET /api/v1/jobs (status and type take comma-separated
+    lists; sort: created_at | updated_at; order: asc | desc)."""
+    filters = job_queries.job_filters(status=status, type=type, project_id=project_id, created_after=created_after,
+                                      created_before=created_before, sort=sort, order=order)
+    page = await job_queries.list_jobs_cursor(info.context.ctx, filters, first=first, after=after)
     return Connection.of(page, Job.from_view)
 
 

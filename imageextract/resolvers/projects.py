@@ -38,6 +38,7 @@ class CreateProjectInput:
     slug: str | None = None
     site_url: str | None = None
     default_webhook_url: str | None = None
+    retention_days: int | None = strawberry.UNSET
 
 
 @strawberry.input
@@ -46,12 +47,14 @@ class UpdateProjectInput:
     slug: str | None = strawberry.UNSET
     site_url: str | None = strawberry.UNSET
     default_webhook_url: str | None = strawberry.UNSET
+    retention_days: int | None = strawberry.UNSET
 
 
 async def create_project(info: GInfo, input: CreateProjectInput) -> Project:
     p = await projects.create_project(
         info.context.ctx, name=input.name, slug=input.slug, site_url=input.site_url,
         default_webhook_url=input.default_webhook_url,
+        **({} if input.retention_days is strawberry.UNSET else {"retention_days": input.retention_days}),
     )
     return Project.from_model(p)
 

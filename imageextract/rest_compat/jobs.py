@@ -136,11 +136,16 @@ async def stream(request: Request) -> Response:
 
 
 async def dashboard_jobs(request: Request) -> JSONResponse:
-    """Paginated job history for the authenticated user (?page=1&limit=20)."""
+    """Paginated job history for the authenticated user (?page=1&limit=20), with the filters and sorts of
+    GET /api/v1/jobs."""
+    from imageextract.rest_compat.results import list_filters
+    from imageextract.services import job_queries
+
     ctx = await authed_context(request)
+    job_queries.check_list_params(request.query_params.keys(), (job_queries.LIST_PARAMS - {"per_page"}) | {"limit"})
     page = int_param(request, "page", 1, lo=1, hi=100_000)
     limit = int_param(request, "limit", 20, lo=1, hi=100)
-    result = await jobs.list_jobs_page(ctx, page=page, limit=limit)
+    result = await job_queries.list_jobs(ctx, list_filters(request), page=page, per_page=limit)
     return JSONResponse({
         "jobs": [job_json(j, None) for j in result.rows],
         "total": result.total, "page": page, "limit": limit, "has_more": result.has_next,

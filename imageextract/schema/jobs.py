@@ -136,6 +136,13 @@ class Job:
         images = await info.context.loaders.images_by_job.load(str(self.id))
         return [FailedImage.from_view(i) for i in images.failed]
 
+    @strawberry.field(description="Where to download the result as a file (csv, xlsx, json or xml): "
+                                  "GET /api/v1/jobs/:id/export/{format} on this API's origin.")
+    def export_url(self, info: Info[GQLContext, None], format: str) -> str:
+        from imageextract.services.result_exports import export_path
+
+        return f"{info.context.ctx.base_url or ''}{export_path(self.id, format)}"
+
     @classmethod
     def from_view(cls, job: JobView) -> Job:
         return cls(

@@ -21,13 +21,15 @@ class Project:
     status: str
     is_default: bool
     created_at: datetime
+    retention_days: int | None = strawberry.field(
+        default=None, description="Finished jobs older than this many days are deleted; null keeps them forever.")
 
     @classmethod
     def from_model(cls, p: ProjectModel) -> Project:
         return cls(
             id=strawberry.ID(p.id), account_id=strawberry.ID(p.account_id),  # type: ignore[attr-defined]
             name=p.name, slug=p.slug, site_url=p.site_url, default_webhook_url=p.default_webhook_url,
-            status=p.status, is_default=p.is_default, created_at=p.created_at,
+            status=p.status, is_default=p.is_default, created_at=p.created_at, retention_days=p.retention_days,
         )
 
 

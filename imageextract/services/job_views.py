@@ -228,3 +228,24 @@ def parse_uuid(value: Any) -> uuid.UUID | None:
         return uuid.UUID(str(value))
     except ValueError:
         return None
+
+
+async def image_page(job_id: Any, *, item_id: Any, after_position: int, limit: int, base_url: str,
+                     storage: Any) -> list[dict[str, Any]]:
+    """One keyset page of an item's image rows (stored and failed) past `after_position`, in position order;
+    each row is `_image_view` shaped for stored images, the failed shape otherwise, and keeps `position`.
+    For exports that stream a whole job in flat memory."""
+    rows = await Image.filter(job_id=job_id, item_id=item_id, position__gt=after_position).order_by("position") \
+        .limit(limit).values("position", *_IMAGE_COLUMNS)
+    describe = storage.describe if storage is not None else None
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        position = row.pop("position")
+        if row["storage_key"]:
+            view: dict[str, Any] = dict(_image_view(row, base_url, describe))
+        else:
+            view = {"source_url": row["source_url"], "filename": row["filename"],
+                    "group_id": str(row["item_id"]), "error": row["error"], "failed": True}
+        view["position"] = position
+        out.append(view)
+    return out

@@ -25,7 +25,6 @@ from imageextract.services.job_views import (
     job_view,
     parse_uuid,
 )
-from imageextract.services.pagination import Page, check_first, keyset_page, offset_page
 from imageextract.services.security import constant_time_equal, sha256_hex
 
 
@@ -158,35 +157,3 @@ async def retry_job(ctx: Context, job_id: str) -> Any:
                                      project_id=job.project_id)  # type: ignore[attr-defined]
     await Job.filter(id=submitted.job.id).update(retry_of_id=job.id)
     return submitted
-
-
-async def list_jobs_page(ctx: Context, *, page: int, limit: int) -> Page[JobView]:
-    principal = ctx.require_principal()
-    query = Job.filter(account_id=principal.account_id)
-    if principal.project_id is not None:
-        query = query.filter(project_id=principal.project_id)
-    return _views(await offset_page(query, page=page, per_page=limit, order=["-created_at", "-id"]))
-
-
-async def list_jobs_cursor(ctx: Context, *, first: int, after: str | None, status: str | None,
-                           type: str | None, project_id: str | None) -> Page[JobView]:
-    principal = ctx.require_principal()
-    check_first(first)
-    query = Job.filter(account_id=principal.account_id)
-    if principal.project_id is not None:
-        query = query.filter(project_id=principal.project_id)
-    if status:
-        query = query.filter(status=status)
-    if type:
-        query = query.filter(type=type)
-    if project_id:
-        from imageextract.services.projects import get_project
-
-        await get_project(ctx, project_id)  # someone else's project is 404, as everywhere else
-        query = query.filter(project_id=project_id)
-    return _views(await keyset_page(query, first=first, after=after, sort="created_at", descending=True))
-
-
-def _views(page: Page[Job]) -> Page[JobView]:
-    return Page(rows=[job_view(j) for j in page.rows], total=page.total, has_next=page.has_next,
-                has_previous=page.has_previous, cursors=page.cursors)

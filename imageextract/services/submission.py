@@ -24,7 +24,7 @@ from imageextract.errors import (
     ValidationError,
 )
 from imageextract.models import IdempotencyRecord, Job, JobItem, Project, RateCounter
-from imageextract.services import ledger, ratelimit
+from imageextract.services import ledger, ratelimit, stored_objects
 from imageextract.services.filetypes import sniff_document
 from imageextract.services.guests import ensure_guest
 from imageextract.services.plans import Plan, get_plan
@@ -236,6 +236,9 @@ async def submit_job(
         if rate_scope is not None:
             await _unhit(rate_scope[0])
         raise
+    if uploads:  # a job deleted meanwhile may have released the same bytes: put them back
+        await stored_objects.ensure_stored(ctx.services.storage, dict(zip(upload_keys, (u.data for u in uploads),
+                                                                          strict=True)))
     from imageextract.services.pipeline import enqueue_items
 
     await enqueue_items(ctx, item_ids)
@@ -286,6 +289,7 @@ async def _create(ctx: Context, *, kind: str, urls: list[str], uploads: list[Upl
             await _check_daily_cap(principal.account_id, plan, n, conn)
             await ledger.debit(account_id=principal.account_id, amount=n, entry_type="job_debit", job_id=job_id,
                                note=f"{kind} job, {n} source(s)", conn=conn)
+        await stored_objects.touch(upload_keys, conn)  # serialise against deletion of the same bytes
     return job, item_ids
 
 
