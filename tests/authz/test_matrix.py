@@ -91,6 +91,7 @@ REST: list[Call] = [
     Call("GET", J + "/downloads/zip", "/api/v1/jobs/{job}/downloads/zip"),
     Call("GET", J + "/downloads/groups/{group}.zip", "/api/v1/jobs/{job}/downloads/groups/{group}.zip"),
     Call("GET", J + "/downloads/images/{name}", "/api/v1/jobs/{job}/downloads/images/{image}"),
+    Call("GET", J + "/export/{format}", "/api/v1/jobs/{job}/export/csv"),
     Call("GET", P + "/webhooks", "/api/v1/projects/{project}/webhooks"),
     Call("GET", P + "/webhook-deliveries", "/api/v1/projects/{project}/webhook-deliveries"),
     Call("GET", P + "/webhook-deliveries/{delivery_id}", "/api/v1/projects/{project}/webhook-deliveries/{delivery}"),
@@ -109,6 +110,7 @@ REST: list[Call] = [
     Call("POST", J + "/retry", "/api/v1/jobs/{job}/retry", owner=202, owner_job="job_failed"),
     Call("DELETE", P + "/webhooks/{webhook_id}", "/api/v1/projects/{project}/webhooks/{webhook}"),
     Call("DELETE", "/api/dashboard/keys/{id}", "/api/dashboard/keys/{dashboard_key}"),
+    Call("DELETE", J, "/api/v1/jobs/{job}"),
     Call("DELETE", P, "/api/v1/projects/{project}"),
     # The intruder's own parent with A's child: the child must be looked up under the parent.
     Call("POST", P + "/keys/{key_id}/revoke", "/api/v1/projects/{b_project}/keys/{key}/revoke", owner=None),
@@ -160,6 +162,7 @@ GRAPHQL: list[Gql] = [
     Gql("Mutation.retryJob", "mutation($j: ID!) { retryJob(id: $j) { jobId } }", owner_job="job_failed"),
     Gql("Mutation.deleteWebhook", "mutation($p: ID!, $w: ID!) { deleteWebhook(projectId: $p, id: $w) }"),
     Gql("Mutation.revokeDashboardKey", "mutation($dk: ID!) { revokeDashboardKey(id: $dk) { id status } }"),
+    Gql("Mutation.deleteJob", "mutation($j: ID!) { deleteJob(id: $j) { deleted jobId } }"),
     Gql("Mutation.archiveProject", "mutation($p: ID!) { archiveProject(id: $p) { id status } }"),
     # The intruder's own project with A's child ids.
     Gql("Mutation.revokeApiKey", "mutation($bp: ID!, $k: ID!) { revokeApiKey(projectId: $bp, keyId: $k) { id } }",
