@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
+from http.server import ThreadingHTTPServer
 from typing import Any
 
+import pytest
 from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 from gql.transport.httpx import HTTPXAsyncTransport
 
 from imageextract.models import Job, JobItem
+from tests.pages import serve_pages
+
+
+@pytest.fixture(scope="session")
+def pages() -> Iterator[ThreadingHTTPServer]:
+    with serve_pages() as server:
+        yield server
 
 
 async def seed_job(account_id: str, *, project_id: str | None, type: str = "url", status: str = "done",
@@ -37,3 +47,23 @@ async def graphql(base_url: str, headers: dict[str, str], query: str,
             return await session.execute(GraphQLRequest(query, variable_values=variables or {})), None
         except TransportQueryError as exc:
             return exc.data, exc.errors
+
+
+def unique_pdf(pages: int = 2) -> bytes:
+    """A PDF whose page images no other test makes (random colours): its stored bytes are its own."""
+    import io
+    import secrets
+
+    import pymupdf
+    from PIL import Image as PILImage
+
+    doc = pymupdf.open()
+    for p in range(pages):
+        page = doc.new_page()
+        colour = tuple(secrets.token_bytes(3))
+        buf = io.BytesIO()
+        PILImage.new("RGB", (30 + p, 20), colour).save(buf, format="PNG")  # type: ignore[arg-type]
+        page.insert_image(pymupdf.Rect(10, 10, 110, 110), stream=buf.getvalue())
+    data = bytes(doc.tobytes())
+    doc.close()
+    return data
