@@ -57,8 +57,23 @@ async def export_job(request: Request) -> Response:
     })
 
 
+async def job_deliveries(request: Request) -> JSONResponse:
+    """Webhook deliveries about the job (its own callback and its project's webhooks), newest first
+    (?first=20&after=<cursor>)."""
+    from imageextract.rest_compat.webhooks import delivery_json
+    from imageextract.services import job_callbacks
+
+    ctx = await build_context(request)
+    first = job_queries.parse_int(request.query_params.get("first"), field="first", default=20, lo=1, hi=MAX_PAGE)
+    page = await job_callbacks.job_deliveries(ctx, request.path_params["id"], first=first,
+                                              after=request.query_params.get("after") or None)
+    return JSONResponse({"job_id": request.path_params["id"], "deliveries": [delivery_json(d) for d in page.rows],
+                         "has_more": page.has_next, "next_cursor": page.end_cursor if page.has_next else None})
+
+
 routes = [
     Route("/api/v1/jobs", list_jobs, methods=["GET"]),
     Route("/api/v1/jobs/{id}", delete_job, methods=["DELETE"]),
     Route("/api/v1/jobs/{id}/export/{format}", export_job, methods=["GET"]),
+    Route("/api/v1/jobs/{id}/webhook-deliveries", job_deliveries, methods=["GET"]),
 ]

@@ -11,6 +11,8 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from imageextract.schema.context import GQLContext
+from imageextract.schema.pagination import Connection
+from imageextract.schema.webhooks import WebhookDelivery
 from imageextract.services.job_views import FailedImageView, ImageView, ItemView, JobView
 
 
@@ -136,6 +138,15 @@ class Job:
         images = await info.context.loaders.images_by_job.load(str(self.id))
         return [FailedImage.from_view(i) for i in images.failed]
 
+    @strawberry.field(description="Webhook deliveries about this job (its own callback and its project's "
+                                  "webhooks), newest first.")
+    async def webhook_deliveries(self, info: Info[GQLContext, None], first: int = 20,
+                                 after: str | None = None) -> Connection[WebhookDelivery]:
+        from imageextract.services.job_callbacks import job_deliveries
+
+        page = await job_deliveries(info.context.ctx, str(self.id), first=first, after=after)
+        return Connection.of(page, WebhookDelivery.from_model)
+
     @strawberry.field(description="Where to download the result as a file (csv, xlsx, json or xml): "
                                   "GET /api/v1/jobs/:id/export/{format} on this API's origin.")
     def export_url(self, info: Info[GQLContext, None], format: str) -> str:
@@ -161,6 +172,13 @@ class Job:
 class SubmitJobPayload:
     job_id: strawberry.ID
     replayed: bool
+    webhook_secret: str | None = strawberry.field(
+        default=None, description="The job's own callback secret (whsec_...): in this response only.")
+
+    @classmethod
+    def of(cls, submitted: Any) -> SubmitJobPayload:
+        return cls(job_id=strawberry.ID(str(submitted.job.id)), replayed=not submitted.created,
+                   webhook_secret=submitted.webhook_secret if submitted.created else None)
 
 
 @strawberry.type

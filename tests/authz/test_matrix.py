@@ -92,6 +92,7 @@ REST: list[Call] = [
     Call("GET", J + "/downloads/groups/{group}.zip", "/api/v1/jobs/{job}/downloads/groups/{group}.zip"),
     Call("GET", J + "/downloads/images/{name}", "/api/v1/jobs/{job}/downloads/images/{image}"),
     Call("GET", J + "/export/{format}", "/api/v1/jobs/{job}/export/csv"),
+    Call("GET", J + "/webhook-deliveries", "/api/v1/jobs/{job}/webhook-deliveries"),
     Call("GET", P + "/webhooks", "/api/v1/projects/{project}/webhooks"),
     Call("GET", P + "/webhook-deliveries", "/api/v1/projects/{project}/webhook-deliveries"),
     Call("GET", P + "/webhook-deliveries/{delivery_id}", "/api/v1/projects/{project}/webhook-deliveries/{delivery}"),
