@@ -10,6 +10,7 @@ from strawberry.types import Info
 from imageextract import transport
 from imageextract.schema.accounts import Account, LedgerEntry, Limits, LoginPayload, Usage, Viewer
 from imageextract.schema.context import GQLContext
+from imageextract.schema.pagination import Connection
 from imageextract.services import accounts, auth, ledger, usage
 from imageextract.services.plans import get_plan
 
@@ -42,10 +43,10 @@ async def limits(info: GInfo) -> Limits:
     return Limits.from_plan(get_plan(acc.plan))
 
 
-async def ledger_entries(info: GInfo, limit: int = 50) -> list[LedgerEntry]:
+async def ledger_entries(info: GInfo, first: int = 50, after: str | None = None) -> Connection[LedgerEntry]:
     principal = info.context.ctx.require_principal()
-    rows = await ledger.recent_entries(account_id=principal.account_id, limit=limit)
-    return [LedgerEntry.from_model(e) for e in rows]
+    page = await ledger.entries_page(account_id=principal.account_id, first=first, after=after)
+    return Connection.of(page, LedgerEntry.from_model)
 
 
 async def account_usage(info: GInfo, since: str | None = None, until: str | None = None) -> Usage:
@@ -93,7 +94,7 @@ class Query:
     viewer: Viewer = strawberry.field(resolver=viewer)
     account: Account = strawberry.field(resolver=account)
     limits: Limits = strawberry.field(resolver=limits)
-    ledger: list[LedgerEntry] = strawberry.field(resolver=ledger_entries)
+    ledger: Connection[LedgerEntry] = strawberry.field(resolver=ledger_entries)
     usage: Usage = strawberry.field(resolver=account_usage)
 
 

@@ -122,21 +122,35 @@ class Job:
     finished_at: datetime | None
     result_url: str | None
 
-    @strawberry.field
-    async def items(self, info: Info[GQLContext, None]) -> list[JobItem]:
-        rows = await info.context.loaders.items_by_job.load(str(self.id))
-        return [JobItem.from_view(i) for i in rows]
+    @strawberry.field(description="The job's items (one per source) in position order.")
+    async def items(self, info: Info[GQLContext, None], first: int = 100,
+                    after: str | None = None) -> Connection[JobItem]:
+        from imageextract.services.jobs import items_page
+
+        loaded = await info.context.loaders.items_by_job.load(str(self.id)) if after is None else None
+        page = await items_page(info.context.ctx, str(self.id), first=first, after=after, loaded=loaded)
+        return Connection.of(page, JobItem.from_view)
 
     @strawberry.field(description="Stored images, as GET /api/v1/jobs/:id/result lists them (the same rule: "
                                   "an error with code not_ready while running, job_failed or job_cancelled).")
-    async def images(self, info: Info[GQLContext, None]) -> list[ImageResult]:
-        images = await info.context.loaders.images_by_job.load(str(self.id))
-        return [ImageResult.from_view(i) for i in images.stored]
+    async def images(self, info: Info[GQLContext, None], first: int = 100,
+                     after: str | None = None) -> Connection[ImageResult]:
+        from imageextract.services.jobs import images_page
+
+        loaded = await info.context.loaders.images_by_job.load(str(self.id)) if after is None else None
+        page = await images_page(info.context.ctx, str(self.id), failed=False, first=first, after=after,
+                                 loaded=loaded)
+        return Connection.of(page, ImageResult.from_view)
 
     @strawberry.field(description="Images found whose bytes could not be fetched (same rule as images).")
-    async def failed_images(self, info: Info[GQLContext, None]) -> list[FailedImage]:
-        images = await info.context.loaders.images_by_job.load(str(self.id))
-        return [FailedImage.from_view(i) for i in images.failed]
+    async def failed_images(self, info: Info[GQLContext, None], first: int = 100,
+                            after: str | None = None) -> Connection[FailedImage]:
+        from imageextract.services.jobs import images_page
+
+        loaded = await info.context.loaders.images_by_job.load(str(self.id)) if after is None else None
+        page = await images_page(info.context.ctx, str(self.id), failed=True, first=first, after=after,
+                                 loaded=loaded)
+        return Connection.of(page, FailedImage.from_view)
 
     @strawberry.field(description="Webhook deliveries about this job (its own callback and its project's "
                                   "webhooks), newest first.")

@@ -19,12 +19,17 @@ from imageextract.services.job_views import (
     ItemView,
     JobStatus,
     JobView,
+    image_rows_page,
     image_views,
     image_views_of,
+    index_cursor,
+    item_rows_page,
     item_views,
     job_view,
+    list_page,
     parse_uuid,
 )
+from imageextract.services.pagination import Page, encode_cursor
 from imageextract.services.security import constant_time_equal, sha256_hex
 
 
@@ -157,3 +162,25 @@ async def retry_job(ctx: Context, job_id: str) -> Any:
                                      project_id=job.project_id)  # type: ignore[attr-defined]
     await Job.filter(id=submitted.job.id).update(retry_of_id=job.id)
     return submitted
+
+
+async def items_page(ctx: Context, job_id: str, *, first: int, after: str | None,
+                     loaded: list[ItemView] | None = None) -> Page[ItemView]:
+    """The job's items in position order, by cursor (GraphQL `Job.items`). The first page may come from
+    `loaded` (every item of the job, read in one batch for many jobs); later pages by keyset."""
+    if after is None and loaded is not None:
+        return list_page(loaded, first=first, start=0, cursor=lambda i, item: encode_cursor([item.position, item.id]))
+    job = await get_job(ctx, job_id)
+    return await item_rows_page(job.id, first=first, after=after)
+
+
+async def images_page(ctx: Context, job_id: str, *, failed: bool, first: int, after: str | None,
+                      loaded: ImageSet | None = None) -> Page[Any]:
+    """The result's images (or failed images), by cursor, under the result rule (GraphQL `Job.images`).
+    The first page may come from `loaded` (what `results_of` read for many jobs in one batch)."""
+    if after is None and loaded is not None:
+        return list_page(loaded.failed if failed else loaded.stored, first=first, start=0, cursor=index_cursor)
+    view = job_view(await get_job(ctx, job_id))
+    check_readable(view)
+    return await image_rows_page(view.id, failed=failed, first=first, after=after, base_url=ctx.base_url or "",
+                                 storage=ctx.services.storage if ctx.services is not None else None)

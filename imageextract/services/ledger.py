@@ -18,6 +18,7 @@ from tortoise.transactions import in_transaction
 
 from imageextract.errors import InsufficientCredits, NotFound, ValidationError
 from imageextract.models import Account, LedgerEntry
+from imageextract.services.pagination import Page
 
 
 async def _apply(
@@ -112,6 +113,14 @@ async def recent_entries(*, account_id: str, limit: int = 50) -> list[LedgerEntr
     if limit < 1 or limit > 500:
         raise ValidationError("limit must be between 1 and 500", details={"limit": limit})
     return await LedgerEntry.filter(account_id=account_id).order_by("-id").limit(limit)
+
+
+async def entries_page(*, account_id: str, first: int, after: str | None) -> Page[LedgerEntry]:
+    """The account's entries, newest first, by cursor."""
+    from imageextract.services.pagination import keyset_page
+
+    return await keyset_page(LedgerEntry.filter(account_id=account_id), first=first, after=after, sort="id",
+                             descending=True)
 
 
 async def ledger_sum(account_id: str) -> int:

@@ -10,6 +10,7 @@ from tortoise.exceptions import IntegrityError
 from imageextract.context import Context
 from imageextract.errors import Conflict, NotFound, ValidationError
 from imageextract.models import Project
+from imageextract.services.pagination import Page, keyset_page
 from imageextract.services.permissions import require_project_scope, require_role
 from imageextract.services.slugs import SLUG_RE, slugify
 from imageextract.services.urls import validate_http_url
@@ -53,14 +54,24 @@ def _clean_url(value: Any, field: str) -> str | None:
     return validate_http_url(value, field=field)
 
 
+async def projects_page(ctx: Context, *, include_archived: bool = False, first: int,
+                        after: str | None) -> Page[Project]:
+    return await keyset_page(_projects(ctx, include_archived=include_archived), first=first, after=after,
+                             sort="created_at", descending=False)
+
+
 async def list_projects(ctx: Context, *, include_archived: bool = False) -> list[Project]:
+    return list(await _projects(ctx, include_archived=include_archived).order_by("created_at", "id"))
+
+
+def _projects(ctx: Context, *, include_archived: bool) -> Any:
     principal = ctx.require_principal()
     query = Project.filter(account_id=principal.account_id)
     if principal.project_id is not None:
         query = query.filter(id=principal.project_id)
     if not include_archived:
         query = query.filter(status="active")
-    return await query.order_by("created_at", "id")
+    return query
 
 
 async def get_project(ctx: Context, project_id: str) -> Project:

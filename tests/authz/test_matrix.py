@@ -141,11 +141,11 @@ class Gql:
 # In the order A replays them at the end.
 GRAPHQL: list[Gql] = [
     Gql("Query.project", "query($p: ID!) { project(id: $p) { id name slug siteUrl accountId } }"),
-    Gql("Query.apiKeys", "query($p: ID!) { apiKeys(projectId: $p) { id keyPrefix label } }"),
-    Gql("Query.job", "query($j: ID!) { job(id: $j) { id metadata items { sourceLabel } images { id url } } }"),
+    Gql("Query.apiKeys", "query($p: ID!) { apiKeys(projectId: $p) { nodes { id keyPrefix label } } }"),
+    Gql("Query.job", "query($j: ID!) { job(id: $j) { id metadata items { nodes { sourceLabel } } images { nodes { id url } } } }"),
     Gql("Query.jobs", "query($p: ID!) { jobs(projectId: $p) { totalCount nodes { id metadata } } }"),
-    Gql("Query.webhooks", "query($p: ID!) { webhooks(projectId: $p) { id url } }"),
-    Gql("Query.webhookDeliveries", "query($p: ID!) { webhookDeliveries(projectId: $p) { id url payload } }"),
+    Gql("Query.webhooks", "query($p: ID!) { webhooks(projectId: $p) { nodes { id url } } }"),
+    Gql("Query.webhookDeliveries", "query($p: ID!) { webhookDeliveries(projectId: $p) { nodes { id url payload } } }"),
     Gql("Query.webhookDelivery", "query($p: ID!, $d: ID!) { webhookDelivery(projectId: $p, id: $d) { payload } }"),
     Gql("Mutation.submitJob",
         'mutation($p: ID!, $pg: String!) { submitJob(input: {type: "url", url: $pg, projectId: $p}) { jobId } }'),
@@ -644,7 +644,7 @@ async def test_guest_jobs(client: httpx.AsyncClient, db: Any, pages: ThreadingHT
                 if answer.status != 200:
                     problems.append(f"guest {c.method} {c.url} of its own job: {answer.status} {answer.text[:200]}")
         for who in INTRUDERS + ("anonymous", "guest_cookie"):
-            body, answer = await gql(clients[who], "query($j: ID!) { job(id: $j) { items { sourceLabel } } }", guest_ids)
+            body, answer = await gql(clients[who], "query($j: ID!) { job(id: $j) { items { nodes { sourceLabel } } } }", guest_ids)
             codes = {"forbidden", "not_found"} | (set() if who in INTRUDERS else {"unauthorized"})
             problems += judge_gql(body, answer, codes, guest_world, f"{who} job(the guest's job)")
         body, _ = await gql(guest, "query($j: ID!) { job(id: $j) { id } }", guest_ids)
