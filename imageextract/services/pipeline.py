@@ -104,8 +104,10 @@ async def _process_claimed(runtime: Any, item_id: str, job: Job) -> str:
     )
     if not claimed:
         return "skipped"
-    item = await JobItem.get(id=item_id)
-    attempt = item.attempts
+    found = await JobItem.get_or_none(id=item_id)
+    if found is None:
+        return "skipped"  # the job was deleted meanwhile
+    item, attempt = found, found.attempts
     await progress.publish(runtime, job.id, progress.item_event(job.id, item))
     await progress.publish_job(runtime, job.id)
 
@@ -117,7 +119,10 @@ async def _process_claimed(runtime: Any, item_id: str, job: Job) -> str:
     finally:
         heartbeat.cancel()
     duration_ms = int((time.monotonic() - started) * 1000)
-    return await _complete(runtime, job, item, attempt, result, stored, duration_ms)
+    outcome = await _complete(runtime, job, item, attempt, result, stored, duration_ms)
+    if outcome == "skipped" and stored:  # our result was dropped (job deleted meanwhile): free unreferenced bytes
+        await stored_objects.release(runtime.storage, [key for _, key in stored])
+    return outcome
 
 
 async def _renew_lease(item_id: str, attempt: int, stuck_seconds: float) -> None:

@@ -5,6 +5,7 @@ a second delete is 404, concurrent deletes and submissions of the same bytes sta
 from __future__ import annotations
 
 import asyncio
+import time
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,10 @@ import httpx
 
 from imageextract.models import Account, IdempotencyRecord, Image, Job, JobItem, LedgerEntry
 from imageextract.services.ledger import ledger_sum
+from imageextract.storage import content_key
 from tests.factories import make_account
 from tests.jobs.helpers import wait_for_job
-from tests.pages import base_url
+from tests.pages import base_url, png_bytes
 from tests.results.conftest import graphql, unique_pdf
 
 
@@ -75,22 +77,45 @@ async def test_delete_keeps_shared_bytes_until_the_last_job(client: httpx.AsyncC
 
 
 async def test_delete_running_job_cancels_and_refunds(client: httpx.AsyncClient, account: dict[str, Any],
-                                                      pages: ThreadingHTTPServer) -> None:
+                                                      pages: ThreadingHTTPServer, backend: Any) -> None:
     h = account["headers"]
     site = base_url(pages)
     balance = (await Account.get(id=account["account_id"])).credits
+    earlier = len(pages.hits)  # type: ignore[attr-defined]  # the page server lives for the whole session
     r = await client.post("/api/v1/jobs", headers={**h, "Idempotency-Key": "del-running"},
-                          json={"type": "bulk", "input": [f"{site}/slow/3/{i}" for i in range(3)]})
+                          json={"type": "bulk", "input": [f"{site}/slow/2/{60 + i}" for i in range(3)]})
     assert r.status_code == 202, r.text
     job_id = r.json()["job_id"]
     assert (await Account.get(id=account["account_id"])).credits == balance - 3
+    deadline = time.monotonic() + 15
+    while not any(h.startswith("/slow/2/6") for h in pages.hits[earlier:]):  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "no worker started"
+        await asyncio.sleep(0.05)
+    assert await JobItem.filter(job_id=job_id, status="processing").exists(), "deleted while running"
     r = await client.delete(f"/api/v1/jobs/{job_id}", headers=h)
     assert r.status_code == 200, r.text
     assert (await Account.get(id=account["account_id"])).credits == balance, "unprocessed items refunded"
     refunds = await LedgerEntry.filter(job_id=job_id, entry_type="job_refund").count()
     assert refunds == 3 and await ledger_sum(account["account_id"]) == balance
     assert not await IdempotencyRecord.filter(job_id=job_id).exists()
-    await asyncio.sleep(3.5)  # the workers that held the items finish and find nothing to write
+    # The workers holding the items finish, find nothing to write, and free the bytes they stored that
+    # nobody references: no orphan among the images those pages hold.
+    deadline, seen, quiet_since = time.monotonic() + 30, -1, time.monotonic()
+    while True:
+        hits = len(pages.hits)  # type: ignore[attr-defined]
+        if hits != seen:
+            seen, quiet_since = hits, time.monotonic()
+        busy = (await Account.get(id=account["account_id"])).active_items
+        if not busy and time.monotonic() - quiet_since > 2.5:  # past the 2 s page delay, nothing fetched
+            break
+        assert time.monotonic() < deadline, "workers did not finish"
+        await asyncio.sleep(0.1)
+    assert any(h.startswith("/img/") for h in pages.hits[earlier:]), "workers fetched images"  # type: ignore[attr-defined]
+    root = backend.data_dir / "files"
+    for i in range(62):
+        key = content_key(png_bytes(i), namespace="images", ext="png")
+        if (root / key).exists():
+            assert await Image.filter(storage_key=key).exists(), f"orphan bytes for image {i}"
     assert not await Image.filter(job_id=job_id).exists() and not await JobItem.filter(job_id=job_id).exists()
     assert (await Account.get(id=account["account_id"])).credits == balance
     # The same Idempotency-Key makes a fresh job now (the deleted one is not replayed).
