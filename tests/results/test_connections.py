@@ -93,3 +93,18 @@ async def test_account_lists_by_cursor(client: httpx.AsyncClient, server: Any, a
          + CONN % ("entryType amount", "entryType amount") + " } }")
     nodes, total = await walk(server.base_url, h, q, ["ledger"], {}, 1)
     assert nodes == [{"entryType": "grant", "amount": 5000}] and total == 1
+
+
+async def test_dashboard_keys_by_cursor(server: Any, account: dict[str, Any]) -> None:
+    from tests.factories import add_member
+
+    member = await add_member(account["account_id"], role="admin")
+    for _ in range(2):
+        data, errors = await graphql(server.base_url, member["headers"], "mutation { createDashboardKey { key } }")
+        assert errors is None, errors
+    q = "query($first: Int!, $after: String) { dashboardKeys(first: $first, after: $after) { " \
+        + CONN % ("id status", "id status") + " } }"
+    nodes, total = await walk(server.base_url, member["headers"], q, ["dashboardKeys"], {}, 1)
+    assert total == 3 and len({n["id"] for n in nodes}) == 3 and all(n["status"] == "active" for n in nodes)
+    theirs, _ = await walk(server.base_url, account["headers"], q, ["dashboardKeys"], {}, 5)
+    assert not {n["id"] for n in theirs} & {n["id"] for n in nodes}, "each user lists only their own keys"

@@ -90,3 +90,6 @@ async def test_delete_on_s3_keeps_shared_objects_until_the_last_job(
         assert (await client.delete(f"/api/v1/jobs/{second}", headers=h)).status_code == 404
         result = (await client.get(f"/api/v1/jobs/{other}/result", headers=h)).json()
         assert [(await client.get(i["url"], headers=h)).status_code for i in result["images"]] == [200]
+        # Exports name the S3 object as /result does.
+        exported = (await client.get(f"/api/v1/jobs/{other}/export/json", headers=h)).json()
+        assert exported == result and result["images"][0]["storage_url"].startswith(f"s3://{bucket}/files/images/")
