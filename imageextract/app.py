@@ -18,7 +18,17 @@ from imageextract.config import Settings
 from imageextract.errors import DomainError
 from imageextract.graphql_app import graphql_routes
 from imageextract.logs import RequestIdMiddleware
-from imageextract.rest_compat import account, auth, billing, downloads, jobs, openapi, projects, webhooks
+from imageextract.rest_compat import (
+    account,
+    auth,
+    billing,
+    downloads,
+    jobs,
+    openapi,
+    projects,
+    results,
+    webhooks,
+)
 from imageextract.rest_compat.errors import domain_error_handler, http_error_handler, unhandled_error_handler
 from imageextract.runtime import Runtime, open_runtime
 
@@ -35,7 +45,7 @@ async def healthz(request: Request) -> JSONResponse:
 
 def _routes(runtime: Runtime) -> list[BaseRoute]:
     routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
-    routes += auth.routes + account.routes + projects.routes + jobs.routes + downloads.routes
+    routes += auth.routes + account.routes + projects.routes + jobs.routes + results.routes + downloads.routes
     routes += webhooks.routes + billing.routes + openapi.routes
     routes += graphql_routes(runtime)
     return routes

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     dodo_product_pro: str | None = None
     dodo_product_scale: str | None = None
     dodo_product_agency: str | None = None
+    # Results API: retention and exports
+    default_retention_days: int | None = None  # retention_days of new projects; unset keeps jobs forever
+    retention_batch_size: int = 200  # jobs one retention sweep deletes at most (each worker, each round)
+    retention_interval_seconds: float = 300.0  # how often workers sweep expired jobs
 
     # Guest and demo
     guest_daily_jobs: int = 3

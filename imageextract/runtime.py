@@ -77,6 +77,17 @@ async def _reconcile_forever(runtime: Runtime) -> None:
             log.exception("billing settle round failed")
 
 
+async def _sweep_retention_forever(runtime: Runtime) -> None:
+    from imageextract.services import retention
+
+    while True:
+        await asyncio.sleep(runtime.settings.retention_interval_seconds)
+        try:
+            await retention.sweep(runtime)
+        except Exception:
+            log.exception("retention sweep failed")
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings, *, role: str, bridge: Any = None,
                        runtime: Runtime | None = None) -> AsyncIterator[Runtime]:
@@ -101,6 +112,7 @@ async def open_runtime(settings: Settings, *, role: str, bridge: Any = None,
             runtime.worker.start()
         if embedded or role == "worker":
             runtime._background.append(asyncio.create_task(_reconcile_forever(runtime)))
+            runtime._background.append(asyncio.create_task(_sweep_retention_forever(runtime)))
         yield runtime
     finally:
         for task in runtime._background:

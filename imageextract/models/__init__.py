@@ -8,6 +8,7 @@ from imageextract.models.jobs import Image, Job, JobItem
 from imageextract.models.ledger import LedgerEntry
 from imageextract.models.misc import IdempotencyRecord, RateCounter
 from imageextract.models.projects import ApiKey, Project
+from imageextract.models.storage import StoredObject
 from imageextract.models.webhooks import EVENT_TYPES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __models__ = [
@@ -28,6 +29,7 @@ __models__ = [
     PaymentEvent,
     Subscription,
     RateCounter,
+    StoredObject,
 ]
 
 __all__ = [m.__name__ for m in __models__] + ["EVENT_TYPES"]

@@ -25,6 +25,8 @@ class Job(Model):
     partial = fields.BooleanField(default=False)
     input = fields.JSONField()  # {"value": URL | [URL] | [{filename, size, storage_key}]}; see source_input
     metadata = fields.JSONField(null=True)
+    webhook_url = fields.CharField(max_length=2048, null=True)  # this job's own callback (services/job_callbacks.py)
+    webhook_secret = fields.CharField(max_length=100, null=True)
     credits_reserved = fields.IntField(default=0)
     credits_used = fields.IntField(default=0)
     image_count = fields.IntField(default=0)  # images stored (downloadable)
@@ -50,7 +52,7 @@ class JobItem(Model):
     kind = fields.CharField(max_length=20)  # url | document
     source_label = fields.CharField(max_length=2048)
     source_url = fields.CharField(max_length=2048, null=True)
-    upload_key = fields.CharField(max_length=200, null=True)  # storage key of the uploaded bytes
+    upload_key = fields.CharField(max_length=200, null=True, db_index=True)  # storage key of the uploaded bytes
     upload_size = fields.BigIntField(null=True)
     status = fields.CharField(max_length=20, default="pending", db_index=True)
     attempts = fields.IntField(default=0)
@@ -80,7 +82,7 @@ class Image(Model):
     filename = fields.CharField(max_length=255)
     source_url = fields.TextField(null=True)
     source_kind = fields.CharField(max_length=20)
-    storage_key = fields.CharField(max_length=200, null=True)
+    storage_key = fields.CharField(max_length=200, null=True, db_index=True)  # counted when bytes are released
     content_hash = fields.CharField(max_length=64, null=True, db_index=True)
     width = fields.IntField(null=True)
     height = fields.IntField(null=True)

@@ -19,6 +19,7 @@ class Project(Model):
     webhook_secret = fields.CharField(max_length=100, null=True)
     status = fields.CharField(max_length=20, default="active")  # active | archived
     is_default = fields.BooleanField(default=False)
+    retention_days = fields.IntField(null=True)  # finished jobs older than this are deleted; null keeps forever
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     archived_at = fields.DatetimeField(null=True)

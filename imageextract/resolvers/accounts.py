@@ -10,6 +10,7 @@ from strawberry.types import Info
 from imageextract import transport
 from imageextract.schema.accounts import Account, LedgerEntry, Limits, LoginPayload, Usage, Viewer
 from imageextract.schema.context import GQLContext
+from imageextract.schema.pagination import Connection
 from imageextract.services import accounts, auth, ledger, usage
 
 GInfo = Info[GQLContext, None]
@@ -40,9 +41,9 @@ async def limits(info: GInfo) -> Limits:
     return Limits.from_plan(await accounts.limits_of(info.context.ctx))
 
 
-async def ledger_entries(info: GInfo, limit: int = 50) -> list[LedgerEntry]:
-    rows = await ledger.entries_of(info.context.ctx, limit=limit)
-    return [LedgerEntry.from_model(e) for e in rows]
+async def ledger_entries(info: GInfo, first: int = 50, after: str | None = None) -> Connection[LedgerEntry]:
+    page = await ledger.entries_page(info.context.ctx, first=first, after=after)
+    return Connection.of(page, LedgerEntry.from_model)
 
 
 async def account_usage(info: GInfo, since: str | None = None, until: str | None = None) -> Usage:
@@ -86,7 +87,7 @@ class Query:
     viewer: Viewer = strawberry.field(resolver=viewer)
     account: Account = strawberry.field(resolver=account)
     limits: Limits = strawberry.field(resolver=limits)
-    ledger: list[LedgerEntry] = strawberry.field(resolver=ledger_entries)
+    ledger: Connection[LedgerEntry] = strawberry.field(resolver=ledger_entries)
     usage: Usage = strawberry.field(resolver=account_usage)
 
 

@@ -14,7 +14,7 @@ from imageextract.errors import PayloadTooLarge
 from imageextract.schema.context import GQLContext
 from imageextract.schema.jobs import Job, JobProgressEvent, SubmitJobPayload
 from imageextract.schema.pagination import Connection
-from imageextract.services import jobs, live, submission
+from imageextract.services import job_callbacks, job_queries, jobs, live, submission
 from imageextract.services.plans import GUEST_PLAN, get_plan
 
 GInfo = Info[GQLContext, None]
@@ -28,6 +28,8 @@ class SubmitJobInput:
     metadata: JSON | None = None
     project_id: strawberry.ID | None = None
     idempotency_key: str | None = None
+    webhook_url: str | None = None
+    callback_url: str | None = None  # alias of webhook_url
 
 
 async def job(info: GInfo, id: strawberry.ID) -> Job:
@@ -35,23 +37,31 @@ async def job(info: GInfo, id: strawberry.ID) -> Job:
 
 
 async def job_list(info: GInfo, first: int = 20, after: str | None = None, status: str | None = None,
-                   type: str | None = None, project_id: strawberry.ID | None = None) -> Connection[Job]:
-    page = await jobs.list_jobs_cursor(info.context.ctx, first=first, after=after, status=status, type=type,
-                                       project_id=str(project_id) if project_id else None)
+                   type: str | None = None, project_id: strawberry.ID | None = None,
+                   created_after: str | None = None, created_before: str | None = None,
+                   sort: str | None = None, order: str | None = None) -> Connection[Job]:
+    """The caller's jobs, filtered and sorted as GET /api/v1/jobs (status and type take comma-separated
+    lists; sort: created_at | updated_at; order: asc | desc)."""
+    filters = job_queries.job_filters(info.context.ctx, status=status, type=type, project_id=project_id, created_after=created_after,
+                                      created_before=created_before, sort=sort, order=order)
+    page = await job_queries.list_jobs_cursor(info.context.ctx, filters, first=first, after=after)
     return Connection.of(page, Job.from_view)
 
 
 async def submit_job(info: GInfo, input: SubmitJobInput) -> SubmitJobPayload:
     raw: Any = input.url if input.type == "url" else input.urls
+    hook, hook_field = job_callbacks.callback_url(input.webhook_url, input.callback_url)
     submitted = await submission.submit_job(
         info.context.ctx, kind=input.type, raw_input=raw, metadata=input.metadata,
         project_id=str(input.project_id) if input.project_id else None, idempotency_key=input.idempotency_key,
+        webhook_url=hook, webhook_url_field=hook_field,
     )
-    return SubmitJobPayload(job_id=strawberry.ID(str(submitted.job.id)), replayed=not submitted.created)
+    return SubmitJobPayload.of(submitted)
 
 
 async def upload_documents(info: GInfo, files: list[Upload], project_id: strawberry.ID | None = None,
-                           idempotency_key: str | None = None) -> SubmitJobPayload:
+                           idempotency_key: str | None = None, metadata: JSON | None = None,
+                           webhook_url: str | None = None, callback_url: str | None = None) -> SubmitJobPayload:
     ctx = info.context.ctx
     principal = ctx.require_principal()
     plan = get_plan(principal.account.plan) if principal else GUEST_PLAN
@@ -65,10 +75,12 @@ async def upload_documents(info: GInfo, files: list[Upload], project_id: strawbe
             raise PayloadTooLarge(f"Uploads total more than {plan.document_max_mb} MB",
                                   details={"max_mb": plan.document_max_mb})
         uploads.append(submission.Upload(filename=getattr(f, "filename", "") or "", data=data))
-    submitted = await submission.submit_job(ctx, kind="document", uploads=uploads,
+    hook, hook_field = job_callbacks.callback_url(webhook_url, callback_url)
+    submitted = await submission.submit_job(ctx, kind="document", uploads=uploads, metadata=metadata,
                                             project_id=str(project_id) if project_id else None,
-                                            idempotency_key=idempotency_key)
-    return SubmitJobPayload(job_id=strawberry.ID(str(submitted.job.id)), replayed=not submitted.created)
+                                            idempotency_key=idempotency_key, webhook_url=hook,
+                                            webhook_url_field=hook_field)
+    return SubmitJobPayload.of(submitted)
 
 
 async def cancel_job(info: GInfo, id: strawberry.ID) -> Job:

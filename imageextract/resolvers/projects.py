@@ -8,27 +8,31 @@ import strawberry
 from strawberry.types import Info
 
 from imageextract.schema.context import GQLContext
+from imageextract.schema.pagination import Connection
 from imageextract.schema.projects import ApiKey, IssuedKey, Project
 from imageextract.services import keys, projects
 
 GInfo = Info[GQLContext, None]
 
 
-async def project_list(info: GInfo, include_archived: bool = False) -> list[Project]:
-    rows = await projects.list_projects(info.context.ctx, include_archived=include_archived)
-    return [Project.from_model(p) for p in rows]
+async def project_list(info: GInfo, include_archived: bool = False, first: int = 100,
+                       after: str | None = None) -> Connection[Project]:
+    page = await projects.projects_page(info.context.ctx, include_archived=include_archived, first=first, after=after)
+    return Connection.of(page, Project.from_model)
 
 
 async def project(info: GInfo, id: strawberry.ID) -> Project:
     return Project.from_model(await projects.get_project(info.context.ctx, str(id)))
 
 
-async def project_keys(info: GInfo, project_id: strawberry.ID) -> list[ApiKey]:
-    return [ApiKey.from_model(k) for k in await keys.list_project_keys(info.context.ctx, str(project_id))]
+async def project_keys(info: GInfo, project_id: strawberry.ID, first: int = 100,
+                       after: str | None = None) -> Connection[ApiKey]:
+    page = await keys.project_keys_page(info.context.ctx, str(project_id), first=first, after=after)
+    return Connection.of(page, ApiKey.from_model)
 
 
-async def dashboard_keys(info: GInfo) -> list[ApiKey]:
-    return [ApiKey.from_model(k) for k in await keys.list_dashboard_keys(info.context.ctx)]
+async def dashboard_keys(info: GInfo, first: int = 100, after: str | None = None) -> Connection[ApiKey]:
+    return Connection.of(await keys.dashboard_keys_page(info.context.ctx, first=first, after=after), ApiKey.from_model)
 
 
 @strawberry.input
@@ -37,6 +41,7 @@ class CreateProjectInput:
     slug: str | None = None
     site_url: str | None = None
     default_webhook_url: str | None = None
+    retention_days: int | None = strawberry.UNSET
 
 
 @strawberry.input
@@ -45,12 +50,14 @@ class UpdateProjectInput:
     slug: str | None = strawberry.UNSET
     site_url: str | None = strawberry.UNSET
     default_webhook_url: str | None = strawberry.UNSET
+    retention_days: int | None = strawberry.UNSET
 
 
 async def create_project(info: GInfo, input: CreateProjectInput) -> Project:
     p = await projects.create_project(
         info.context.ctx, name=input.name, slug=input.slug, site_url=input.site_url,
         default_webhook_url=input.default_webhook_url,
+        **({} if input.retention_days is strawberry.UNSET else {"retention_days": input.retention_days}),
     )
     return Project.from_model(p, with_secret=True)
 
@@ -100,10 +107,10 @@ async def revoke_dashboard_key(info: GInfo, id: strawberry.ID) -> ApiKey:
 
 @strawberry.type
 class Query:
-    projects: list[Project] = strawberry.field(resolver=project_list)
+    projects: Connection[Project] = strawberry.field(resolver=project_list)
     project: Project = strawberry.field(resolver=project)
-    api_keys: list[ApiKey] = strawberry.field(resolver=project_keys)
-    dashboard_keys: list[ApiKey] = strawberry.field(resolver=dashboard_keys)
+    api_keys: Connection[ApiKey] = strawberry.field(resolver=project_keys)
+    dashboard_keys: Connection[ApiKey] = strawberry.field(resolver=dashboard_keys)
 
 
 @strawberry.type

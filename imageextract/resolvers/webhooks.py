@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from imageextract.schema.context import GQLContext
+from imageextract.schema.pagination import Connection
 from imageextract.schema.webhooks import CreatedWebhook, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from imageextract.services import webhooks
 
@@ -29,12 +30,16 @@ def _delivery(d: Any, attempts: list[Any] | None = None) -> WebhookDelivery:
     )
 
 
-async def webhook_endpoints(info: GInfo, project_id: strawberry.ID) -> list[WebhookEndpoint]:
-    return [_endpoint(e) for e in await webhooks.list_endpoints(info.context.ctx, str(project_id))]
+async def webhook_endpoints(info: GInfo, project_id: strawberry.ID, first: int = 100,
+                            after: str | None = None) -> Connection[WebhookEndpoint]:
+    page = await webhooks.endpoints_page(info.context.ctx, str(project_id), first=first, after=after)
+    return Connection.of(page, _endpoint)
 
 
-async def webhook_deliveries(info: GInfo, project_id: strawberry.ID, limit: int = 50) -> list[WebhookDelivery]:
-    return [_delivery(d) for d in await webhooks.list_deliveries(info.context.ctx, str(project_id), limit=limit)]
+async def webhook_deliveries(info: GInfo, project_id: strawberry.ID, first: int = 50,
+                             after: str | None = None) -> Connection[WebhookDelivery]:
+    page = await webhooks.deliveries_page(info.context.ctx, str(project_id), first=first, after=after)
+    return Connection.of(page, _delivery)
 
 
 async def webhook_delivery(info: GInfo, project_id: strawberry.ID, id: strawberry.ID) -> WebhookDelivery:
@@ -70,8 +75,8 @@ async def test_webhook(info: GInfo, project_id: strawberry.ID, id: strawberry.ID
 
 @strawberry.type
 class Query:
-    webhooks: list[WebhookEndpoint] = strawberry.field(resolver=webhook_endpoints)
-    webhook_deliveries: list[WebhookDelivery] = strawberry.field(resolver=webhook_deliveries)
+    webhooks: Connection[WebhookEndpoint] = strawberry.field(resolver=webhook_endpoints)
+    webhook_deliveries: Connection[WebhookDelivery] = strawberry.field(resolver=webhook_deliveries)
     webhook_delivery: WebhookDelivery = strawberry.field(resolver=webhook_delivery)
 
 

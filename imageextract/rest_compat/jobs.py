@@ -12,14 +12,19 @@ from starlette.routing import Route
 from imageextract.errors import PayloadTooLarge, ValidationError
 from imageextract.rest_compat.common import authed_context, build_context, int_param, iso, json_body
 from imageextract.rest_compat.serializers import item_json, job_json
-from imageextract.services import jobs, submission
+from imageextract.services import job_callbacks, jobs, submission
 from imageextract.services.plans import GUEST_PLAN, get_plan
 from imageextract.transport import apply_cookies
 
 MULTIPART_OVERHEAD = 64 * 1024
 
 
-async def _read_uploads(request: Request, max_files: int, max_bytes: int) -> list[submission.Upload]:
+FORM_FIELDS = ("metadata", "webhook_url", "callback_url")  # text parts a multipart submission may carry
+
+
+async def _read_uploads(request: Request, max_files: int, max_bytes: int,
+                        fields: dict[str, str] | None = None) -> list[submission.Upload]:
+    """The `files` parts; text parts named in FORM_FIELDS go to `fields`, any other part is a 400."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD:
         raise PayloadTooLarge(f"Uploads total more than {max_bytes // (1024 * 1024)} MB",
@@ -31,6 +36,16 @@ async def _read_uploads(request: Request, max_files: int, max_bytes: int) -> lis
     uploads: list[submission.Upload] = []
     total = 0
     try:
+        unknown = sorted(set(form.keys()) - {"files", *FORM_FIELDS})
+        if unknown:
+            raise ValidationError(f"Unknown form fields: {', '.join(unknown)}",
+                                  details={"fields": unknown, "allowed": ["files", *FORM_FIELDS]})
+        for name in FORM_FIELDS:
+            values = form.getlist(name)
+            if len(values) > 1 or (values and not isinstance(values[0], str)):
+                raise ValidationError(f"'{name}' must be one text field", details={"field": name})
+            if values and fields is not None:
+                fields[name] = str(values[0])
         for value in form.getlist("files"):
             if isinstance(value, str):
                 raise ValidationError("'files' must be file parts", details={"field": "files"})
@@ -56,18 +71,25 @@ async def submit(request: Request) -> Response:
             from imageextract.errors import Unauthenticated
 
             raise Unauthenticated("Document uploads need an account: send an API key or sign in")
-        uploads = await _read_uploads(request, plan.document_max_files, plan.document_max_mb * 1024 * 1024)
-        form_meta = None
-        submitted = await submission.submit_job(ctx, kind="document", uploads=uploads, metadata=form_meta,
-                                                idempotency_key=idem,
-                                                project_id=request.query_params.get("project_id"))
+        fields: dict[str, str] = {}
+        uploads = await _read_uploads(request, plan.document_max_files, plan.document_max_mb * 1024 * 1024, fields)
+        hook, hook_field = job_callbacks.callback_url(fields.get("webhook_url"), fields.get("callback_url"))
+        submitted = await submission.submit_job(
+            ctx, kind="document", uploads=uploads, metadata=job_callbacks.parse_form_metadata(fields.get("metadata")),
+            idempotency_key=idem, project_id=request.query_params.get("project_id"), webhook_url=hook,
+            webhook_url_field=hook_field)
     else:
-        body = await json_body(request, allowed={"type", "input", "metadata", "project_id"})
+        body = await json_body(request, allowed={"type", "input", "metadata", "project_id", "webhook_url",
+                                                 "callback_url"})
+        hook, hook_field = job_callbacks.callback_url(body.get("webhook_url"), body.get("callback_url"))
         submitted = await submission.submit_job(
             ctx, kind=body.get("type"), raw_input=body.get("input"), metadata=body.get("metadata"),
-            project_id=body.get("project_id"), idempotency_key=idem,
+            project_id=body.get("project_id"), idempotency_key=idem, webhook_url=hook, webhook_url_field=hook_field,
         )
-    response = JSONResponse({"job_id": str(submitted.job.id)}, status_code=202)
+    answer: dict[str, Any] = {"job_id": str(submitted.job.id)}
+    if submitted.created and submitted.webhook_secret:
+        answer["webhook_secret"] = submitted.webhook_secret  # shown this once
+    response = JSONResponse(answer, status_code=202)
     if submitted.rate is not None:
         response.headers.update(submitted.rate.headers())
     if not submitted.created:
@@ -136,11 +158,16 @@ async def stream(request: Request) -> Response:
 
 
 async def dashboard_jobs(request: Request) -> JSONResponse:
-    """Paginated job history for the authenticated user (?page=1&limit=20)."""
+    """Paginated job history for the authenticated user (?page=1&limit=20), with the filters and sorts of
+    GET /api/v1/jobs."""
+    from imageextract.rest_compat.results import list_filters
+    from imageextract.services import job_queries
+
     ctx = await authed_context(request)
+    job_queries.check_list_params(request.query_params.keys(), (job_queries.LIST_PARAMS - {"per_page"}) | {"limit"})
     page = int_param(request, "page", 1, lo=1, hi=100_000)
     limit = int_param(request, "limit", 20, lo=1, hi=100)
-    result = await jobs.list_jobs_page(ctx, page=page, limit=limit)
+    result = await job_queries.list_jobs(ctx, list_filters(ctx, request), page=page, per_page=limit)
     return JSONResponse({
         "jobs": [job_json(j, None) for j in result.rows],
         "total": result.total, "page": page, "limit": limit, "has_more": result.has_next,

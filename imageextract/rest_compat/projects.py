@@ -22,10 +22,11 @@ async def list_projects(request: Request) -> JSONResponse:
 async def create_project(request: Request) -> JSONResponse:
     """Create a new project within the authenticated account."""
     ctx = await authed_context(request)
-    body = await json_body(request, allowed={"name", "slug", "site_url", "default_webhook_url"})
+    body = await json_body(request, allowed={"name", "slug", "site_url", "default_webhook_url", "retention_days"})
     project = await projects.create_project(
         ctx, name=body.get("name"), slug=body.get("slug"), site_url=body.get("site_url"),
         default_webhook_url=body.get("default_webhook_url"),
+        **({"retention_days": body["retention_days"]} if "retention_days" in body else {}),
     )
     # The secret that signs deliveries to default_webhook_url, shown this once (rotate to get a new one).
     return JSONResponse(project_json(project) | {"default_webhook_secret": project.webhook_secret}, status_code=201)

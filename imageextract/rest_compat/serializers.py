@@ -19,6 +19,7 @@ def project_json(p: Project) -> dict[str, Any]:
         "default_webhook_url": p.default_webhook_url,
         "status": p.status,
         "is_default": p.is_default,
+        "retention_days": p.retention_days,
         "created_at": iso(p.created_at),
         "updated_at": iso(p.updated_at),
     }

@@ -11,6 +11,8 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from imageextract.schema.context import GQLContext
+from imageextract.schema.pagination import Connection
+from imageextract.schema.webhooks import WebhookDelivery
 from imageextract.services.job_views import FailedImageView, ImageView, ItemView, JobView
 
 
@@ -120,21 +122,51 @@ class Job:
     finished_at: datetime | None
     result_url: str | None
 
-    @strawberry.field
-    async def items(self, info: Info[GQLContext, None]) -> list[JobItem]:
-        rows = await info.context.loaders.items_by_job.load(str(self.id))
-        return [JobItem.from_view(i) for i in rows]
+    @strawberry.field(description="The job's items (one per source) in position order.")
+    async def items(self, info: Info[GQLContext, None], first: int = 100,
+                    after: str | None = None) -> Connection[JobItem]:
+        from imageextract.services.jobs import items_page
+
+        loaded = await info.context.loaders.items_by_job.load(str(self.id)) if after is None else None
+        page = await items_page(info.context.ctx, str(self.id), first=first, after=after, loaded=loaded)
+        return Connection.of(page, JobItem.from_view)
 
     @strawberry.field(description="Stored images, as GET /api/v1/jobs/:id/result lists them (the same rule: "
                                   "an error with code not_ready while running, job_failed or job_cancelled).")
-    async def images(self, info: Info[GQLContext, None]) -> list[ImageResult]:
-        images = await info.context.loaders.images_by_job.load(str(self.id))
-        return [ImageResult.from_view(i) for i in images.stored]
+    async def images(self, info: Info[GQLContext, None], first: int = 100,
+                     after: str | None = None) -> Connection[ImageResult]:
+        from imageextract.services.jobs import images_page
+
+        loaded = await info.context.loaders.images_by_job.load(str(self.id)) if after is None else None
+        page = await images_page(info.context.ctx, str(self.id), failed=False, first=first, after=after,
+                                 loaded=loaded)
+        return Connection.of(page, ImageResult.from_view)
 
     @strawberry.field(description="Images found whose bytes could not be fetched (same rule as images).")
-    async def failed_images(self, info: Info[GQLContext, None]) -> list[FailedImage]:
-        images = await info.context.loaders.images_by_job.load(str(self.id))
-        return [FailedImage.from_view(i) for i in images.failed]
+    async def failed_images(self, info: Info[GQLContext, None], first: int = 100,
+                            after: str | None = None) -> Connection[FailedImage]:
+        from imageextract.services.jobs import images_page
+
+        loaded = await info.context.loaders.images_by_job.load(str(self.id)) if after is None else None
+        page = await images_page(info.context.ctx, str(self.id), failed=True, first=first, after=after,
+                                 loaded=loaded)
+        return Connection.of(page, FailedImage.from_view)
+
+    @strawberry.field(description="Webhook deliveries about this job (its own callback and its project's "
+                                  "webhooks), newest first.")
+    async def webhook_deliveries(self, info: Info[GQLContext, None], first: int = 20,
+                                 after: str | None = None) -> Connection[WebhookDelivery]:
+        from imageextract.services.job_callbacks import job_deliveries
+
+        page = await job_deliveries(info.context.ctx, str(self.id), first=first, after=after)
+        return Connection.of(page, WebhookDelivery.from_model)
+
+    @strawberry.field(description="Where to download the result as a file (csv, xlsx, json or xml): "
+                                  "GET /api/v1/jobs/:id/export/{format} on this API's origin.")
+    def export_url(self, info: Info[GQLContext, None], format: str) -> str:
+        from imageextract.services.result_exports import export_path
+
+        return f"{info.context.ctx.base_url or ''}{export_path(self.id, format)}"
 
     @classmethod
     def from_view(cls, job: JobView) -> Job:
@@ -154,6 +186,13 @@ class Job:
 class SubmitJobPayload:
     job_id: strawberry.ID
     replayed: bool
+    webhook_secret: str | None = strawberry.field(
+        default=None, description="The job's own callback secret (whsec_...): in this response only.")
+
+    @classmethod
+    def of(cls, submitted: Any) -> SubmitJobPayload:
+        return cls(job_id=strawberry.ID(str(submitted.job.id)), replayed=not submitted.created,
+                   webhook_secret=submitted.webhook_secret if submitted.created else None)
 
 
 @strawberry.type

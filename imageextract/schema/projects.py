@@ -21,6 +21,8 @@ class Project:
     status: str
     is_default: bool
     created_at: datetime
+    retention_days: int | None = strawberry.field(
+        default=None, description="Finished jobs older than this many days are deleted; null keeps them forever.")
     default_webhook_secret: str | None = strawberry.field(
         default=None, description="Signs deliveries to defaultWebhookUrl: set only in the createProject and "
                                   "rotateProjectWebhookSecret answers, null on every read.")
@@ -30,7 +32,7 @@ class Project:
         return cls(
             id=strawberry.ID(p.id), account_id=strawberry.ID(p.account_id),  # type: ignore[attr-defined]
             name=p.name, slug=p.slug, site_url=p.site_url, default_webhook_url=p.default_webhook_url,
-            status=p.status, is_default=p.is_default, created_at=p.created_at,
+            status=p.status, is_default=p.is_default, created_at=p.created_at, retention_days=p.retention_days,
             default_webhook_secret=p.webhook_secret if with_secret else None,
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -45,3 +46,9 @@ class WebhookDelivery:
     created_at: datetime
     payload: JSON
     attempts: list[WebhookAttempt] | None = None
+
+    @classmethod
+    def from_model(cls, d: Any) -> WebhookDelivery:
+        return cls(id=strawberry.ID(d.id), event_type=d.event_type, status=d.status, attempt=d.attempt, url=d.url,
+                   last_status_code=d.last_status_code, last_error=d.last_error, created_at=d.created_at,
+                   payload=d.payload)

@@ -14,7 +14,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypedDict
 
+from imageextract.errors import ValidationError
 from imageextract.models import Image, Job, JobItem
+from imageextract.services.pagination import Page, check_first, decode_cursor, encode_cursor, keyset_page
 
 
 class JobStatus(StrEnum):
@@ -230,3 +232,76 @@ def parse_uuid(value: Any) -> uuid.UUID | None:
         return uuid.UUID(str(value))
     except ValueError:
         return None
+
+
+async def image_page(job_id: Any, *, item_id: Any, after_position: int, limit: int, base_url: str,
+                     storage: Any) -> list[dict[str, Any]]:
+    """One keyset page of an item's image rows (stored and failed) past `after_position`, in position order;
+    each row is `_image_view` shaped for stored images, the failed shape otherwise, and keeps `position`.
+    For exports that stream a whole job in flat memory."""
+    rows = await Image.filter(job_id=job_id, item_id=item_id, position__gt=after_position).order_by("position") \
+        .limit(limit).values("position", *_IMAGE_COLUMNS)
+    describe = storage.describe if storage is not None else None
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        position = row.pop("position")
+        if row["storage_key"]:
+            view: dict[str, Any] = dict(_image_view(row, base_url, describe))
+        else:
+            view = {"source_url": row["source_url"], "filename": row["filename"],
+                    "group_id": str(row["item_id"]), "error": row["error"], "failed": True}
+        view["position"] = position
+        out.append(view)
+    return out
+
+
+async def item_rows_page(job_id: Any, *, first: int, after: str | None) -> Page[ItemView]:
+    """A job's items in position order, by cursor (one query, projected rows)."""
+    page = await keyset_page(JobItem.filter(job_id=job_id), first=first, after=after, sort="position",
+                             descending=False, values=_ITEM_COLUMNS)
+    return Page(rows=[item_view(r) for r in page.rows], total=page.total, has_next=page.has_next,
+                has_previous=page.has_previous, cursors=page.cursors)
+
+
+def list_page(rows: list[Any], *, first: int, start: int, cursor: Any) -> Page[Any]:
+    """A page of an already loaded list (the first page GraphQL gets from its batched loaders)."""
+    check_first(first)
+    window = rows[start:start + first]
+    return Page(rows=window, total=len(rows), has_next=start + first < len(rows), has_previous=start > 0,
+                cursors=[cursor(start + i, r) for i, r in enumerate(window)])
+
+
+def index_cursor(index: int, row: Any = None) -> str:
+    """Images of a readable (finished) job never change, so their cursor is their index in result order."""
+    return encode_cursor([index, "image"])
+
+
+def index_after(after: str | None) -> int:
+    """Where the page after cursor `after` starts."""
+    if after is None:
+        return 0
+    index, tag = decode_cursor(after, size=2)
+    if tag != "image" or not isinstance(index, int) or index < 0:
+        raise ValidationError("Invalid cursor", details={"field": "after"})
+    return index + 1
+
+
+async def image_rows_page(job_id: Any, *, failed: bool, first: int, after: str | None, base_url: str,
+                          storage: Any) -> Page[Any]:
+    """A job's stored (or failed) images in result order (item position, then position), by cursor."""
+    check_first(first)
+    start = index_after(after)
+    query = Image.filter(job_id=job_id, storage_key__isnull=failed)
+    total = await query.count()
+    found = await query.order_by("item__position", "position").offset(start).limit(first) \
+        .values(*_IMAGE_COLUMNS)
+    describe = storage.describe if storage is not None else None
+    rows: list[Any] = []
+    for row in found:
+        if failed:
+            rows.append({"source_url": row["source_url"], "filename": row["filename"],
+                         "group_id": str(row["item_id"]), "error": row["error"]})
+        else:
+            rows.append(_image_view(row, base_url, describe))
+    return Page(rows=rows, total=total, has_next=start + len(rows) < total, has_previous=start > 0,
+                cursors=[index_cursor(start + i) for i in range(len(rows))])

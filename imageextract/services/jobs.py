@@ -19,13 +19,17 @@ from imageextract.services.job_views import (
     ItemView,
     JobStatus,
     JobView,
+    image_rows_page,
     image_views,
     image_views_of,
+    index_cursor,
+    item_rows_page,
     item_views,
     job_view,
+    list_page,
     parse_uuid,
 )
-from imageextract.services.pagination import Page, check_first, keyset_page, offset_page
+from imageextract.services.pagination import Page, encode_cursor
 from imageextract.services.security import constant_time_equal, sha256_hex
 
 
@@ -162,33 +166,23 @@ async def retry_job(ctx: Context, job_id: str) -> Any:
     return submitted
 
 
-async def list_jobs_page(ctx: Context, *, page: int, limit: int) -> Page[JobView]:
-    principal = ctx.require_principal()
-    query = Job.filter(account_id=principal.account_id)
-    if principal.project_id is not None:
-        query = query.filter(project_id=principal.project_id)
-    return _views(await offset_page(query, page=page, per_page=limit, order=["-created_at", "-id"]))
+async def items_page(ctx: Context, job_id: str, *, first: int, after: str | None,
+                     loaded: list[ItemView] | None = None) -> Page[ItemView]:
+    """The job's items in position order, by cursor (GraphQL `Job.items`). The first page may come from
+    `loaded` (every item of the job, read in one batch for many jobs); later pages by keyset."""
+    if after is None and loaded is not None:
+        return list_page(loaded, first=first, start=0, cursor=lambda i, item: encode_cursor([item.position, item.id]))
+    job = await get_job(ctx, job_id)
+    return await item_rows_page(job.id, first=first, after=after)
 
 
-async def list_jobs_cursor(ctx: Context, *, first: int, after: str | None, status: str | None,
-                           type: str | None, project_id: str | None) -> Page[JobView]:
-    principal = ctx.require_principal()
-    check_first(first)
-    query = Job.filter(account_id=principal.account_id)
-    if principal.project_id is not None:
-        query = query.filter(project_id=principal.project_id)
-    if status:
-        query = query.filter(status=status)
-    if type:
-        query = query.filter(type=type)
-    if project_id:
-        from imageextract.services.projects import get_project
-
-        await get_project(ctx, project_id)  # someone else's project is 404, as everywhere else
-        query = query.filter(project_id=project_id)
-    return _views(await keyset_page(query, first=first, after=after, sort="created_at", descending=True))
-
-
-def _views(page: Page[Job]) -> Page[JobView]:
-    return Page(rows=[job_view(j) for j in page.rows], total=page.total, has_next=page.has_next,
-                has_previous=page.has_previous, cursors=page.cursors)
+async def images_page(ctx: Context, job_id: str, *, failed: bool, first: int, after: str | None,
+                      loaded: ImageSet | None = None) -> Page[Any]:
+    """The result's images (or failed images), by cursor, under the result rule (GraphQL `Job.images`).
+    The first page may come from `loaded` (what `results_of` read for many jobs in one batch)."""
+    if after is None and loaded is not None:
+        return list_page(loaded.failed if failed else loaded.stored, first=first, start=0, cursor=index_cursor)
+    view = job_view(await get_job(ctx, job_id))
+    check_readable(view)
+    return await image_rows_page(view.id, failed=failed, first=first, after=after, base_url=ctx.base_url or "",
+                                 storage=ctx.services.storage if ctx.services is not None else None)

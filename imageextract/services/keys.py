@@ -11,6 +11,7 @@ from tortoise.transactions import in_transaction
 from imageextract.context import Context
 from imageextract.errors import Conflict, Forbidden, NotFound, ValidationError
 from imageextract.models import ApiKey
+from imageextract.services.pagination import Page, keyset_page
 from imageextract.services.permissions import require_role
 from imageextract.services.projects import get_project
 from imageextract.services.security import new_api_key
@@ -41,9 +42,18 @@ async def _issue(*, account_id: str, kind: str, project_id: str | None, user_id:
     return IssuedKey(key=full, row=row)
 
 
-async def list_project_keys(ctx: Context, project_id: str) -> list[ApiKey]:
+async def _project_keys(ctx: Context, project_id: str) -> Any:
     project = await get_project(ctx, project_id)
-    return await ApiKey.filter(project_id=project.id, kind="project").order_by("created_at", "id")
+    return ApiKey.filter(project_id=project.id, kind="project")
+
+
+async def list_project_keys(ctx: Context, project_id: str) -> list[ApiKey]:
+    return list(await (await _project_keys(ctx, project_id)).order_by("created_at", "id"))
+
+
+async def project_keys_page(ctx: Context, project_id: str, *, first: int, after: str | None) -> Page[ApiKey]:
+    return await keyset_page(await _project_keys(ctx, project_id), first=first, after=after, sort="created_at",
+                             descending=False)
 
 
 async def create_project_key(ctx: Context, project_id: str, *, label: Any = None) -> IssuedKey:
@@ -101,13 +111,19 @@ async def _revoke(key: ApiKey) -> None:
     key.revoked_at = now
 
 
-async def list_dashboard_keys(ctx: Context) -> list[ApiKey]:
+def _dashboard_keys(ctx: Context) -> Any:
     principal = ctx.require_principal()
     if principal.user is None:
         raise Forbidden("Dashboard keys belong to users; project keys cannot manage them")
-    return await ApiKey.filter(account_id=principal.account_id, user_id=principal.user.id, kind="dashboard").order_by(
-        "created_at", "id"
-    )
+    return ApiKey.filter(account_id=principal.account_id, user_id=principal.user.id, kind="dashboard")
+
+
+async def list_dashboard_keys(ctx: Context) -> list[ApiKey]:
+    return list(await _dashboard_keys(ctx).order_by("created_at", "id"))
+
+
+async def dashboard_keys_page(ctx: Context, *, first: int, after: str | None) -> Page[ApiKey]:
+    return await keyset_page(_dashboard_keys(ctx), first=first, after=after, sort="created_at", descending=False)
 
 
 async def create_dashboard_key(ctx: Context, *, label: Any = None) -> IssuedKey:

@@ -19,6 +19,7 @@ from tortoise.transactions import in_transaction
 from imageextract.context import Context
 from imageextract.errors import InsufficientCredits, NotFound, ValidationError
 from imageextract.models import Account, LedgerEntry
+from imageextract.services.pagination import Page, keyset_page
 
 
 async def _apply(
@@ -119,6 +120,13 @@ async def entries_of(ctx: Context, *, limit: int = 50) -> list[LedgerEntry]:
     """The caller's account's most recent ledger entries, newest first."""
     principal = ctx.require_principal()
     return await recent_entries(account_id=principal.account_id, limit=limit)
+
+
+async def entries_page(ctx: Context, *, first: int, after: str | None) -> Page[LedgerEntry]:
+    """The caller's account's entries, newest first, by cursor."""
+    principal = ctx.require_principal()
+    return await keyset_page(LedgerEntry.filter(account_id=principal.account_id), first=first, after=after,
+                             sort="id", descending=True)
 
 
 async def ledger_sum(account_id: str) -> int:

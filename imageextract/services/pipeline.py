@@ -22,7 +22,7 @@ from tortoise.transactions import in_transaction
 
 from imageextract.context import Context
 from imageextract.models import Account, Image, Job, JobItem
-from imageextract.services import ledger, progress
+from imageextract.services import ledger, progress, stored_objects
 from imageextract.services.plans import GUEST_PLAN, PLANS
 
 log = logging.getLogger("imageextract.pipeline")
@@ -104,8 +104,10 @@ async def _process_claimed(runtime: Any, item_id: str, job: Job) -> str:
     )
     if not claimed:
         return "skipped"
-    item = await JobItem.get(id=item_id)
-    attempt = item.attempts
+    found = await JobItem.get_or_none(id=item_id)
+    if found is None:
+        return "skipped"  # the job was deleted meanwhile
+    item, attempt = found, found.attempts
     await progress.publish(runtime, job.id, progress.item_event(job.id, item))
     await progress.publish_job(runtime, job.id)
 
@@ -117,7 +119,10 @@ async def _process_claimed(runtime: Any, item_id: str, job: Job) -> str:
     finally:
         heartbeat.cancel()
     duration_ms = int((time.monotonic() - started) * 1000)
-    return await _complete(runtime, job, item, attempt, result, stored, duration_ms)
+    outcome = await _complete(runtime, job, item, attempt, result, stored, duration_ms)
+    if outcome == "skipped" and stored:  # our result was dropped (job deleted meanwhile): free unreferenced bytes
+        await stored_objects.release(runtime.storage, [key for _, key in stored])
+    return outcome
 
 
 async def _renew_lease(item_id: str, attempt: int, stuck_seconds: float) -> None:
@@ -202,6 +207,7 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
         if ok and stored:
             rows = [_image_row(job, item, i, img, key, runtime.storage) for i, (img, key) in enumerate(stored)]
             await Image.bulk_create(rows, using_db=conn)
+            await stored_objects.touch([key for _, key in stored], conn)  # serialise against deletion
         await Job.filter(id=job.id).using_db(conn).update(
             completed_items=F("completed_items") + 1, image_count=F("image_count") + kept,
             failed_image_count=F("failed_image_count") + lost,
@@ -210,6 +216,9 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
             await ledger.credit(account_id=job.account_id, amount=1, entry_type="job_refund", job_id=job.id,  # type: ignore[attr-defined]
                                 item_id=item.id, unique_ref=f"refund:item:{item.id}",
                                 note=f"refund: {result.error_code}", conn=conn)
+    if ok and stored:  # a job deleted meanwhile may have released bytes we now reference: put them back
+        await stored_objects.ensure_stored(runtime.storage, {key: img.data for img, key in stored if key},
+                                           content_types={key: img.media_type for img, key in stored if key})
     fresh = await JobItem.get(id=item.id)
     await progress.publish(runtime, job.id, progress.item_event(job.id, fresh))
     await maybe_finalize(runtime, job.id)

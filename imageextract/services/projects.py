@@ -10,6 +10,7 @@ from tortoise.exceptions import IntegrityError
 from imageextract.context import Context
 from imageextract.errors import Conflict, NotFound, ValidationError
 from imageextract.models import Project
+from imageextract.services.pagination import Page, keyset_page
 from imageextract.services.permissions import require_project_scope, require_role
 from imageextract.services.slugs import SLUG_RE, slugify
 from imageextract.services.urls import check_public_url, validate_http_url
@@ -35,20 +36,43 @@ def _clean_slug(slug: Any) -> str:
     return slug
 
 
+MAX_RETENTION_DAYS = 3650
+
+
+def clean_retention_days(value: Any) -> int | None:
+    """Whole days, 1 to 3650, or null to keep finished jobs forever."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RETENTION_DAYS:
+        raise ValidationError(f"retention_days must be a whole number of days from 1 to {MAX_RETENTION_DAYS}, "
+                              "or null to keep jobs forever", details={"field": "retention_days"})
+    return value
+
+
 def _clean_url(value: Any, field: str) -> str | None:
     if value is None or value == "":
         return None
     return validate_http_url(value, field=field)
 
 
+async def projects_page(ctx: Context, *, include_archived: bool = False, first: int,
+                        after: str | None) -> Page[Project]:
+    return await keyset_page(_projects(ctx, include_archived=include_archived), first=first, after=after,
+                             sort="created_at", descending=False)
+
+
 async def list_projects(ctx: Context, *, include_archived: bool = False) -> list[Project]:
+    return list(await _projects(ctx, include_archived=include_archived).order_by("created_at", "id"))
+
+
+def _projects(ctx: Context, *, include_archived: bool) -> Any:
     principal = ctx.require_principal()
     query = Project.filter(account_id=principal.account_id)
     if principal.project_id is not None:
         query = query.filter(id=principal.project_id)
     if not include_archived:
         query = query.filter(status="active")
-    return await query.order_by("created_at", "id")
+    return query
 
 
 async def get_project(ctx: Context, project_id: str) -> Project:
@@ -70,9 +94,13 @@ async def _free_slug(account_id: str, base: str) -> str:
 
 async def create_project(
     ctx: Context, *, name: Any, slug: Any = None, site_url: Any = None, default_webhook_url: Any = None,
+    retention_days: Any = _UNSET,
 ) -> Project:
+    """`retention_days` left out takes IMAGEEXTRACT_DEFAULT_RETENTION_DAYS; null keeps jobs forever."""
     principal = require_role(ctx, "admin")
     name = _clean_name(name)
+    retention = ctx.settings.default_retention_days if retention_days is _UNSET else \
+        clean_retention_days(retention_days)
     site = _clean_url(site_url, "site_url")
     hook = _clean_url(default_webhook_url, "default_webhook_url")
     if hook is not None:
@@ -88,7 +116,7 @@ async def create_project(
 
         return await Project.create(
             account_id=principal.account_id, name=name, slug=slug, site_url=site, default_webhook_url=hook,
-            webhook_secret=new_secret(),
+            webhook_secret=new_secret(), retention_days=retention,
         )
     except IntegrityError as exc:
         raise Conflict(f"A project with slug {slug!r} already exists", details={"field": "slug"}) from exc
@@ -97,7 +125,7 @@ async def create_project(
 async def update_project(ctx: Context, project_id: str, *, changes: dict[str, Any]) -> Project:
     project = await get_project(ctx, project_id)
     principal = require_role(ctx, "admin")
-    allowed = {"name", "slug", "site_url", "default_webhook_url"}
+    allowed = {"name", "slug", "site_url", "default_webhook_url", "retention_days"}
     unknown = set(changes) - allowed
     if unknown:
         raise ValidationError(f"Unknown fields: {', '.join(sorted(unknown))}", details={"fields": sorted(unknown)})
@@ -120,6 +148,8 @@ async def update_project(ctx: Context, project_id: str, *, changes: dict[str, An
 
             await check_public_url(ctx, hook, field="default_webhook_url")
         project.default_webhook_url = hook
+    if "retention_days" in changes:
+        project.retention_days = clean_retention_days(changes["retention_days"])
     try:
         await project.save()
     except IntegrityError as exc:

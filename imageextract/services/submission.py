@@ -24,12 +24,13 @@ from imageextract.errors import (
     ValidationError,
 )
 from imageextract.models import IdempotencyRecord, Job, JobItem, Project, RateCounter
-from imageextract.services import ledger, ratelimit
+from imageextract.services import ledger, ratelimit, stored_objects
 from imageextract.services.filetypes import sniff_document
 from imageextract.services.guests import ensure_guest
 from imageextract.services.plans import Plan, get_plan
 from imageextract.services.security import sha256_hex
 from imageextract.services.urls import check_public_url, validate_http_url
+from imageextract.services.webhook_signing import new_secret
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 MAX_METADATA_BYTES = 16 * 1024
@@ -48,11 +49,14 @@ class Submitted:
     created: bool  # False when an idempotent replay returned an existing job
     rate: ratelimit.RateInfo | None = None
     item_ids: list[str] = field(default_factory=list)
+    webhook_secret: str | None = None  # the job's own callback secret: in the first response only
 
 
-def _fingerprint(kind: str, urls: list[str], uploads: list[Upload], metadata: Any, project_id: str | None) -> str:
+def _fingerprint(kind: str, urls: list[str], uploads: list[Upload], metadata: Any, project_id: str | None,
+                 webhook_url: str | None = None) -> str:
     body = {
         "type": kind, "input": urls, "project_id": project_id, "metadata": metadata,
+        **({"webhook_url": webhook_url} if webhook_url else {}),
         "files": [[u.filename, hashlib.sha256(u.data).hexdigest()] for u in uploads],
     }
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
@@ -161,6 +165,7 @@ async def _replay(scope: str, key: str, fingerprint: str) -> Job | None:
 async def submit_job(
     ctx: Context, *, kind: Any, raw_input: Any = None, uploads: list[Upload] | None = None,
     metadata: Any = None, project_id: Any = None, idempotency_key: str | None = None,
+    webhook_url: Any = None, webhook_url_field: str = "webhook_url",
 ) -> Submitted:
     ctx.check_credentials()
     principal = ctx.principal
@@ -185,6 +190,9 @@ async def submit_job(
     if idempotency_key is not None and (not idempotency_key.strip() or len(idempotency_key) > 255):
         raise ValidationError("Idempotency-Key must be 1 to 255 characters", details={"field": "Idempotency-Key"})
     meta = _clean_metadata(metadata)
+    from imageextract.services.job_callbacks import clean_callback
+
+    callback = await clean_callback(ctx, webhook_url, field=webhook_url_field)
     if uploads:
         check_uploads(uploads, plan)
         kind = "document"
@@ -198,7 +206,7 @@ async def submit_job(
     # guests share). A guest without one gets one now, whichever door it came through.
     guest_token = ensure_guest(ctx)
     scope = principal.account_id if principal is not None else f"guest:{sha256_hex(guest_token or '')}"
-    fingerprint = _fingerprint(kind, urls, uploads, meta, project)
+    fingerprint = _fingerprint(kind, urls, uploads, meta, project, callback)
     if idempotency_key:
         existing = await _replay(scope, idempotency_key, fingerprint)
         if existing is not None:
@@ -223,7 +231,7 @@ async def submit_job(
     try:
         job, item_ids = await _create(ctx, kind=kind, urls=urls, uploads=uploads, upload_keys=upload_keys,
                                       meta=meta, project=project, plan=plan, scope=scope,
-                                      idempotency_key=idempotency_key, fingerprint=fingerprint)
+                                      idempotency_key=idempotency_key, fingerprint=fingerprint, callback=callback)
     except IntegrityError:
         if rate_scope is not None:
             await _unhit(rate_scope[0])
@@ -237,10 +245,13 @@ async def submit_job(
         if rate_scope is not None:
             await _unhit(rate_scope[0])
         raise
+    if uploads:  # a job deleted meanwhile may have released the same bytes: put them back
+        await stored_objects.ensure_stored(ctx.services.storage, dict(zip(upload_keys, (u.data for u in uploads),
+                                                                          strict=True)))
     from imageextract.services.pipeline import enqueue_items
 
     await enqueue_items(ctx, item_ids)
-    return Submitted(job=job, created=True, rate=rate, item_ids=item_ids)
+    return Submitted(job=job, created=True, rate=rate, item_ids=item_ids, webhook_secret=job.webhook_secret)
 
 
 async def _unhit(scope: str) -> None:
@@ -250,7 +261,7 @@ async def _unhit(scope: str) -> None:
 
 async def _create(ctx: Context, *, kind: str, urls: list[str], uploads: list[Upload], upload_keys: list[str],
                   meta: Any, project: str | None, plan: Plan, scope: str, idempotency_key: str | None,
-                  fingerprint: str) -> tuple[Job, list[str]]:
+                  fingerprint: str, callback: str | None = None) -> tuple[Job, list[str]]:
     principal = ctx.principal
     n = len(urls) or len(uploads)
     job_id = uuid.uuid4()
@@ -268,7 +279,8 @@ async def _create(ctx: Context, *, kind: str, urls: list[str], uploads: list[Upl
             api_key_id=principal.api_key.id if principal and principal.api_key else None,
             guest_token_hash=sha256_hex(ctx.guest_token) if principal is None and ctx.guest_token else None,
             client_ip=ctx.client_ip, type=kind, status="queued", input={"value": job_input}, metadata=meta,
-            credits_reserved=n if principal else 0, total_items=n, using_db=conn,
+            credits_reserved=n if principal else 0, total_items=n, webhook_url=callback,
+            webhook_secret=new_secret() if callback else None, using_db=conn,
         )
         item_ids: list[str] = []
         for pos in range(n):
@@ -287,6 +299,7 @@ async def _create(ctx: Context, *, kind: str, urls: list[str], uploads: list[Upl
             await _check_daily_cap(principal.account_id, plan, n, conn)
             await ledger.debit(account_id=principal.account_id, amount=n, entry_type="job_debit", job_id=job_id,
                                note=f"{kind} job, {n} source(s)", conn=conn)
+        await stored_objects.touch(upload_keys, conn)  # serialise against deletion of the same bytes
     return job, item_ids
 
 

@@ -51,6 +51,10 @@ def next_delay(schedule: list[float], attempt: int, retry_after: float | None) -
 
 
 async def _secret_for(delivery: WebhookDelivery) -> str | None:
+    from imageextract.services import job_callbacks
+
+    if job_callbacks.is_job_callback(delivery):
+        return await job_callbacks.secret_for(delivery)
     if delivery.endpoint_id is not None:  # type: ignore[attr-defined]
         endpoint = await WebhookEndpoint.get_or_none(id=delivery.endpoint_id)  # type: ignore[attr-defined]
         return endpoint.secret if endpoint else None

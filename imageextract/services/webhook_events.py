@@ -46,9 +46,10 @@ async def job_payload(runtime: Any, job: Job, event_type: str) -> dict[str, Any]
 
 
 async def create_delivery(runtime: Any, *, project: Project, endpoint: WebhookEndpoint | None, url: str,
-                          event_type: str, event_key: str, payload: dict[str, Any], job_id: Any = None) -> WebhookDelivery | None:
+                          event_type: str, event_key: str, payload: dict[str, Any], job_id: Any = None,
+                          receiver: str | None = None) -> WebhookDelivery | None:
     """One delivery per receiver and event (dedupe_key), enqueued after commit. None if it already exists."""
-    receiver = endpoint.id if endpoint is not None else f"default:{project.id}"
+    receiver = receiver or (endpoint.id if endpoint is not None else f"default:{project.id}")
     try:
         delivery = await WebhookDelivery.create(
             account_id=project.account_id, project=project, endpoint=endpoint, url=url,  # type: ignore[attr-defined]
@@ -77,9 +78,13 @@ async def on_job_terminal(runtime: Any, job_id: Any) -> None:
     project = await Project.get(id=job.project_id)  # type: ignore[attr-defined]
     endpoints = [e for e in await WebhookEndpoint.filter(project_id=project.id, status="active")
                  if event_type in (e.subscribed_events or [])]
-    if not endpoints and not project.default_webhook_url:
+    if not endpoints and not project.default_webhook_url and not job.webhook_url:
         return  # nobody listens: skip building the payload (two counts) for every finished job
     payload = await job_payload(runtime, job, event_type)
+    if job.webhook_url:
+        from imageextract.services import job_callbacks
+
+        await job_callbacks.on_job_terminal(runtime, job, event_type, payload)
     for endpoint in endpoints:
         await create_delivery(runtime, project=project, endpoint=endpoint, url=endpoint.url,
                               event_type=event_type, event_key=f"{event_type}:{job.id}", payload=payload,

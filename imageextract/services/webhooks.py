@@ -9,6 +9,7 @@ from typing import Any
 from imageextract.context import Context
 from imageextract.errors import NotFound, ValidationError
 from imageextract.models import EVENT_TYPES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from imageextract.services.pagination import Page, keyset_page
 from imageextract.services.permissions import require_role
 from imageextract.services.projects import get_project
 from imageextract.services.urls import check_public_url, validate_http_url
@@ -36,6 +37,19 @@ async def _clean_url(ctx: Context, value: Any) -> str:
     url = validate_http_url(value, field="url")
     await check_public_url(ctx, url, field="url")
     return url
+
+
+async def endpoints_page(ctx: Context, project_id: str, *, first: int, after: str | None) -> Page[WebhookEndpoint]:
+    project = await get_project(ctx, project_id)
+    return await keyset_page(WebhookEndpoint.filter(project_id=project.id), first=first, after=after,
+                             sort="created_at", descending=False)
+
+
+async def deliveries_page(ctx: Context, project_id: str, *, first: int, after: str | None) -> Page[WebhookDelivery]:
+    """The project's deliveries, newest first (the list `list_deliveries` cuts at `limit`)."""
+    project = await get_project(ctx, project_id)
+    return await keyset_page(WebhookDelivery.filter(project_id=project.id), first=first, after=after,
+                             sort="created_at", descending=True)
 
 
 async def list_endpoints(ctx: Context, project_id: str) -> list[WebhookEndpoint]:

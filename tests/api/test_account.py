@@ -48,9 +48,9 @@ async def test_credits_ledger_limits(client: httpx.AsyncClient, account: dict[st
             "url_worker_concurrency": 10,
         },
     }
-    g = await gql(client, "{ limits { plan bulkMaxUrls urlWorkerConcurrency } ledger(limit: 5) { entryType amount balanceAfter } }", h)
+    g = await gql(client, "{ limits { plan bulkMaxUrls urlWorkerConcurrency } ledger(first: 5) { nodes { entryType amount balanceAfter } } }", h)
     assert g["data"]["limits"] == {"plan": "pro", "bulkMaxUrls": 5, "urlWorkerConcurrency": 10}
-    assert g["data"]["ledger"] == [{"entryType": "grant", "amount": 5000, "balanceAfter": 5000}]
+    assert g["data"]["ledger"]["nodes"] == [{"entryType": "grant", "amount": 5000, "balanceAfter": 5000}]
 
 
 async def test_ledger_limit_validation(client: httpx.AsyncClient, account: dict[str, Any]) -> None:

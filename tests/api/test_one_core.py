@@ -79,11 +79,11 @@ async def test_images_that_could_not_be_fetched_are_counted_apart(client: httpx.
     usage = (await client.get("/api/v1/account/usage", headers=acc["headers"])).json()
     assert usage["images_extracted"] == 2
     g = await client.post("/graphql", headers=acc["headers"], json={
-        "query": "query($j: ID!) { job(id: $j) { imageCount failedImageCount images { id } "
-                 "failedImages { sourceUrl error } } }", "variables": {"j": job_id}})
+        "query": "query($j: ID!) { job(id: $j) { imageCount failedImageCount images { nodes { id } } "
+                 "failedImages { nodes { sourceUrl error } } } }", "variables": {"j": job_id}})
     data = g.json()["data"]["job"]
-    assert (data["imageCount"], data["failedImageCount"], len(data["images"])) == (2, 1, 2)
-    assert data["failedImages"][0]["sourceUrl"] == f"{base_url(pages)}/status/404"
+    assert (data["imageCount"], data["failedImageCount"], len(data["images"]["nodes"])) == (2, 1, 2)
+    assert data["failedImages"]["nodes"][0]["sourceUrl"] == f"{base_url(pages)}/status/404"
 
 
 async def test_default_webhook_deliveries_verify_with_the_secret_shown_once(

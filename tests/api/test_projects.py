@@ -194,8 +194,8 @@ async def test_graphql_projects_and_keys_match_rest(client: httpx.AsyncClient, a
     rotated = g["data"]["rotateApiKey"]
     assert rotated["key"] != issued["key"]
     assert (await client.get("/api/v1/account", headers={"Authorization": f"Bearer {issued['key']}"})).status_code == 401
-    g = await gql(client, """query($p: ID!) { apiKeys(projectId: $p) { id status } }""", h, {"p": created["id"]})
-    assert {(k["id"], k["status"]) for k in g["data"]["apiKeys"]} == {
+    g = await gql(client, """query($p: ID!) { apiKeys(projectId: $p) { nodes { id status } } }""", h, {"p": created["id"]})
+    assert {(k["id"], k["status"]) for k in g["data"]["apiKeys"]["nodes"]} == {
         (issued["row"]["id"], "revoked"), (rotated["row"]["id"], "active")}
     g = await gql(client, """mutation($p: ID!, $k: ID!) { revokeApiKey(projectId: $p, keyId: $k) { status } }""",
                   h, {"p": created["id"], "k": rotated["row"]["id"]})

@@ -91,6 +91,8 @@ REST: list[Call] = [
     Call("GET", J + "/downloads/zip", "/api/v1/jobs/{job}/downloads/zip"),
     Call("GET", J + "/downloads/groups/{group}.zip", "/api/v1/jobs/{job}/downloads/groups/{group}.zip"),
     Call("GET", J + "/downloads/images/{name}", "/api/v1/jobs/{job}/downloads/images/{image}"),
+    Call("GET", J + "/export/{format}", "/api/v1/jobs/{job}/export/csv"),
+    Call("GET", J + "/webhook-deliveries", "/api/v1/jobs/{job}/webhook-deliveries"),
     Call("GET", P + "/webhooks", "/api/v1/projects/{project}/webhooks"),
     Call("GET", P + "/webhook-deliveries", "/api/v1/projects/{project}/webhook-deliveries"),
     Call("GET", P + "/webhook-deliveries/{delivery_id}", "/api/v1/projects/{project}/webhook-deliveries/{delivery}"),
@@ -110,6 +112,7 @@ REST: list[Call] = [
     Call("POST", J + "/retry", "/api/v1/jobs/{job}/retry", owner=202, owner_job="job_failed"),
     Call("DELETE", P + "/webhooks/{webhook_id}", "/api/v1/projects/{project}/webhooks/{webhook}"),
     Call("DELETE", "/api/dashboard/keys/{id}", "/api/dashboard/keys/{dashboard_key}"),
+    Call("DELETE", J, "/api/v1/jobs/{job}"),
     Call("DELETE", P, "/api/v1/projects/{project}"),
     # The intruder's own parent with A's child: the child must be looked up under the parent.
     Call("POST", P + "/keys/{key_id}/revoke", "/api/v1/projects/{b_project}/keys/{key}/revoke", owner=None),
@@ -139,11 +142,11 @@ class Gql:
 # In the order A replays them at the end.
 GRAPHQL: list[Gql] = [
     Gql("Query.project", "query($p: ID!) { project(id: $p) { id name slug siteUrl accountId } }"),
-    Gql("Query.apiKeys", "query($p: ID!) { apiKeys(projectId: $p) { id keyPrefix label } }"),
-    Gql("Query.job", "query($j: ID!) { job(id: $j) { id metadata items { sourceLabel } images { id url } } }"),
+    Gql("Query.apiKeys", "query($p: ID!) { apiKeys(projectId: $p) { nodes { id keyPrefix label } } }"),
+    Gql("Query.job", "query($j: ID!) { job(id: $j) { id metadata items { nodes { sourceLabel } } images { nodes { id url } } } }"),
     Gql("Query.jobs", "query($p: ID!) { jobs(projectId: $p) { totalCount nodes { id metadata } } }"),
-    Gql("Query.webhooks", "query($p: ID!) { webhooks(projectId: $p) { id url } }"),
-    Gql("Query.webhookDeliveries", "query($p: ID!) { webhookDeliveries(projectId: $p) { id url payload } }"),
+    Gql("Query.webhooks", "query($p: ID!) { webhooks(projectId: $p) { nodes { id url } } }"),
+    Gql("Query.webhookDeliveries", "query($p: ID!) { webhookDeliveries(projectId: $p) { nodes { id url payload } } }"),
     Gql("Query.webhookDelivery", "query($p: ID!, $d: ID!) { webhookDelivery(projectId: $p, id: $d) { payload } }"),
     Gql("Mutation.submitJob",
         'mutation($p: ID!, $pg: String!) { submitJob(input: {type: "url", url: $pg, projectId: $p}) { jobId } }'),
@@ -163,6 +166,7 @@ GRAPHQL: list[Gql] = [
     Gql("Mutation.revokeDashboardKey", "mutation($dk: ID!) { revokeDashboardKey(id: $dk) { id status } }"),
     Gql("Mutation.rotateProjectWebhookSecret",
         "mutation($p: ID!) { rotateProjectWebhookSecret(id: $p) { id defaultWebhookSecret } }"),
+    Gql("Mutation.deleteJob", "mutation($j: ID!) { deleteJob(id: $j) { deleted jobId } }"),
     Gql("Mutation.archiveProject", "mutation($p: ID!) { archiveProject(id: $p) { id status } }"),
     # The intruder's own project with A's child ids.
     Gql("Mutation.revokeApiKey", "mutation($bp: ID!, $k: ID!) { revokeApiKey(projectId: $bp, keyId: $k) { id } }",
@@ -643,7 +647,7 @@ async def test_guest_jobs(client: httpx.AsyncClient, db: Any, pages: ThreadingHT
                 if answer.status != 200:
                     problems.append(f"guest {c.method} {c.url} of its own job: {answer.status} {answer.text[:200]}")
         for who in INTRUDERS + ("anonymous", "guest_cookie"):
-            body, answer = await gql(clients[who], "query($j: ID!) { job(id: $j) { items { sourceLabel } } }", guest_ids)
+            body, answer = await gql(clients[who], "query($j: ID!) { job(id: $j) { items { nodes { sourceLabel } } } }", guest_ids)
             codes = {"forbidden", "not_found"} | (set() if who in INTRUDERS else {"unauthorized"})
             problems += judge_gql(body, answer, codes, guest_world, f"{who} job(the guest's job)")
         body, _ = await gql(guest, "query($j: ID!) { job(id: $j) { id } }", guest_ids)

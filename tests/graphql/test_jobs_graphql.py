@@ -63,7 +63,8 @@ async def _make_jobs(account: dict[str, Any], n: int) -> list[str]:
 
 QUERY = """query($first: Int!, $after: String) { jobs(first: $first, after: $after) {
   totalCount pageInfo { hasNextPage endCursor }
-  nodes { id status creditsUsed items { position status imageCount } images { filename width format groupId } } } }"""
+  nodes { id status creditsUsed items { nodes { position status imageCount } }
+  images { totalCount nodes { filename width format groupId } } } } }"""
 
 
 async def _count(client: httpx.AsyncClient, headers: dict[str, str], first: int) -> tuple[int, dict[str, Any]]:
@@ -89,7 +90,7 @@ async def test_jobs_query_batches_items_and_images(app_client: httpx.AsyncClient
     few, data_small = await _count(app_client, small["headers"], 10)
     many, data_big = await _count(app_client, big["headers"], 10)
     assert len(data_small["nodes"]) == 2 and len(data_big["nodes"]) == 6
-    assert all(len(n["items"]) == 2 and len(n["images"]) == 4 for n in data_big["nodes"])
+    assert all(len(n["items"]["nodes"]) == 2 and len(n["images"]["nodes"]) == 4 for n in data_big["nodes"])
     assert few == many, f"queries grow with the number of jobs: {few} for 2 jobs, {many} for 6"
     assert many <= 10
 
@@ -121,9 +122,9 @@ async def test_cursor_pagination_and_filters(app_client: httpx.AsyncClient) -> N
     # REST and GraphQL agree on one job.
     rest = (await app_client.get(f"/api/v1/jobs/{ids[0]}", headers=acc["headers"])).json()
     r = await app_client.post("/graphql", headers=acc["headers"], json={
-        "query": "query($id: ID!) { job(id: $id) { id status creditsUsed imageCount items { status } } }",
+        "query": "query($id: ID!) { job(id: $id) { id status creditsUsed imageCount items { nodes { status } } } }",
         "variables": {"id": ids[0]}})
     g = r.json()["data"]["job"]
     assert (g["id"], g["status"], g["creditsUsed"], g["imageCount"]) == (
         rest["id"], rest["status"], rest["credits_used"], rest["image_count"])
-    assert [i["status"] for i in g["items"]] == [x["status"] for x in rest["groups"]]
+    assert [i["status"] for i in g["items"]["nodes"]] == [x["status"] for x in rest["groups"]]

@@ -47,7 +47,7 @@ async def test_depth_alias_and_token_limits() -> None:
     from imageextract.graphql_app import build_schema
 
     schema = build_schema()
-    nested = "query { jobs { nodes { " + "items { job { items { job { " * 3 + "id" + " } } } }" * 3 + " } } }"
+    nested = "query { jobs { nodes { " + "items { nodes { job { items { nodes { job { " * 3 + "id" + " } } } } } }" * 3 + " } } }"
     aliases = "{ " + " ".join(f"a{i}: __typename" for i in range(31)) + " }"
     tokens = "{ " + " ".join("__typename" for _ in range(2001)) + " }"
     for query, needle in ((nested, "exceeds maximum operation depth"), (aliases, "aliases"),
