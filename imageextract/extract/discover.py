@@ -31,6 +31,7 @@ ICON_RELS = frozenset({"icon", "apple-touch-icon", "apple-touch-icon-precomposed
 # Which construct wins when one image is found several ways (a richer, more specific provenance first).
 CONSTRUCT_RANK = {"picture": 0, "srcset": 1, "img": 2, "svg": 3, "data-uri": 4, "video": 5, "meta": 6, "css": 7, "icon": 8}
 _TAB_NL = re.compile(r"[\t\n\r]")
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _PLAIN_PATH = re.compile(r"^/[^/\\][^\\]*$")  # root-relative, no backslashes (urljoin's cases stay with urljoin)
 
 
@@ -79,6 +80,22 @@ class Found:
     @property
     def is_remote(self) -> bool:
         return self.url.startswith(("http://", "https://"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """What was discovered, without fetching: URL (as written when it could not be resolved), provenance,
+        labels and the srcset group (`variants`); inline SVG markup is summarised by its length."""
+        return {
+            "url": self.url,
+            "resolved": self.is_remote or self.url.startswith(("data:", "inline-svg:")),
+            "construct": self.construct,
+            "alt_text": self.alt_text,
+            "title": self.title,
+            "aria_label": self.aria_label,
+            "is_lazy_loaded": self.is_lazy_loaded,
+            "media_type": self.media_type,
+            "variants": list(self.variants),
+            "inline_bytes": len(self.data) if self.data is not None else None,
+        }
 
     def richness(self) -> tuple[int, int]:
         filled = sum(1 for v in (self.alt_text, self.title, self.aria_label) if v)
@@ -141,9 +158,10 @@ def _clean(value: str | None) -> str | None:
 
 
 class _Walker:
-    def __init__(self, page_url: str) -> None:
+    def __init__(self, page_url: str, base_url: str | None = None) -> None:
         self.page_url = page_url
-        self.base_url = page_url
+        self.base_url = base_url or page_url
+        self.fixed_base = base_url is not None  # a caller's base wins over the page's <base href>
         self.found: list[Found] = []
         self.stylesheets: list[str] = []
         self._meta_alt: dict[str, str] = {}
@@ -158,7 +176,13 @@ class _Walker:
             return None
         if value[:5].lower() == "data:":
             return "data:" + value[5:]
-        return _absolute(base or self.base_url, value)
+        base = base or self.base_url
+        if not base:  # a saved page with no base URL: keep relative references as written (not fetchable)
+            absolute = _absolute("http://unresolved.invalid/", value)
+            if absolute is None or _URL_SCHEME.match(value) or value.startswith("//"):
+                return absolute  # absolute http(s) references are still usable; other schemes are not images
+            return value
+        return _absolute(base, value)
 
     def add(self, url: str | None, construct: str, **fields: Any) -> Found | None:
         if url is None:
@@ -175,9 +199,10 @@ class _Walker:
 
     def walk(self, tree: LexborHTMLParser, *, from_noscript: bool = False) -> None:
         if not from_noscript:
-            base = tree.css_first("base[href]")
+            base = None if self.fixed_base else tree.css_first("base[href]")
             if base is not None:
-                resolved = self.resolve(base.attributes.get("href"), self.page_url)
+                resolved = self.resolve(base.attributes.get("href"), self.page_url or None)
+                resolved = resolved if resolved and resolved.startswith(("http://", "https://")) else None
                 if resolved:
                     self.base_url = resolved
             for meta in tree.css("meta"):
@@ -392,8 +417,11 @@ def merge(found: list[Found]) -> list[Found]:
     return merged
 
 
-def discover(html: str, page_url: str) -> Discovery:
-    walker = _Walker(page_url)
+def discover(html: str, page_url: str, *, base_url: str | None = None) -> Discovery:
+    """Every image reference in `html`. Relative references resolve against `base_url` when given, else the
+    page's `<base href>`, else `page_url`; with none of them (a saved page, `page_url=""`) they are kept as
+    written."""
+    walker = _Walker(page_url, base_url)
     walker.walk(_parse(html))
     return Discovery(page_url=page_url, base_url=walker.base_url, images=merge(walker.found), stylesheets=walker.stylesheets)
 

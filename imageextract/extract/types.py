@@ -28,12 +28,18 @@ Construct = Literal["img", "srcset", "picture", "css", "meta", "icon", "svg", "d
 
 
 class ExtractError(Exception):
-    """A per-source failure with a stable code. Never a crash: the caller records it as data."""
+    """A per-source failure with a stable code. Never a crash: the caller records it as data.
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    `transient` says whether trying the same source again later may succeed (a connection reset, a DNS server
+    that did not answer, HTTP 503); it is decided where the failure happens, from the exception's type or the
+    HTTP status, never from message text.
+    """
+
+    def __init__(self, code: ErrorCode, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
         self.code: ErrorCode = code
         self.message = message
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,8 @@ class SourceResult:
     error_code: str | None = None
     error_message: str | None = None
     duration_ms: int | None = None
+    transient: bool = False  # a failure that may pass if the source is tried again later (ExtractError.transient)
+    warnings: list[str] = field(default_factory=list)  # e.g. "document_repaired": done, but the source was damaged
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,6 +135,8 @@ class SourceResult:
             "status": self.status,
             "error_code": self.error_code,
             "error_message": self.error_message,
+            "transient": self.transient,
+            "warnings": list(self.warnings),
             "duration_ms": self.duration_ms,
             "images": [i.to_dict() for i in self.images],
         }
