@@ -24,7 +24,11 @@ ErrorCode = Literal[
 ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
 
 # Where an image was found on a web page.
-Construct = Literal["img", "srcset", "picture", "css", "meta", "icon", "svg", "data-uri", "video", "document", "file"]
+# In documents: "document" (on a page or slide), "layout" / "master" / "notes" (PPTX templates and notes pages).
+Construct = Literal[
+    "img", "srcset", "picture", "css", "meta", "icon", "svg", "data-uri", "video", "document", "file", "layout",
+    "master", "notes",
+]
 
 
 class ExtractError(Exception):
