@@ -178,7 +178,7 @@ def add_image(pdf: RawPdf, kind: str, rng: random.Random, size: tuple[int, int])
         return pdf.image(w, h, zlib.compress(smooth(rng, size).tobytes()), extra="/Filter /FlateDecode")
     if kind == "flate-rgb-predictor":
         stream = png_predicted(smooth(rng, size).tobytes(), w, 3)
-        return pdf.image(w, h, stream, extra="/Filter /FlateDecode /DecodeParms << /Predictor 12 /Colors 3 /Columns %d >>" % w)
+        return pdf.image(w, h, stream, extra=f"/Filter /FlateDecode /DecodeParms << /Predictor 12 /Colors 3 /Columns {w} >>")
     if kind == "flate-gray":
         return pdf.image(w, h, zlib.compress(smooth(rng, size, "L").tobytes()), cs="/DeviceGray", extra="/Filter /FlateDecode")
     if kind == "flate-cmyk":

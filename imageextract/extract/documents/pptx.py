@@ -29,6 +29,7 @@ from imageextract.extract.documents.ooxml import (
 )
 from imageextract.extract.types import ExtractedImage, ExtractError, ExtractOptions
 
+
 def extract_pptx(pkg: Package, main: str, options: ExtractOptions) -> list[ExtractedImage]:
     root = pkg.xml(main)
     rels = pkg.rels(main)
