@@ -138,7 +138,7 @@ def ccitt_g4(im: Image.Image) -> bytes:
     """The CCITT G4 strip of a 1-bit image (Pillow's libtiff encoder), for /CCITTFaxDecode /K -1."""
     from PIL import TiffImagePlugin
 
-    data = encoded(im, "TIFF", compression="group4")
+    data = encoded(im, "TIFF", compression="group4", strip_size=1 << 30)  # one strip: one G4 stream
     with Image.open(io.BytesIO(data)) as tif:
         assert isinstance(tif, TiffImagePlugin.TiffImageFile)
         offset, length = tif.tag_v2[273][0], tif.tag_v2[279][0]

@@ -23,7 +23,14 @@ from imageextract.extract.discover import Found, decode_html
 from imageextract.extract.fetcher import TRANSIENT_STATUSES, SafeFetcher
 from imageextract.extract.naming import finalise_images
 from imageextract.extract.ssrf import parse_url
-from imageextract.extract.types import ERROR_CODES, ExtractedImage, ExtractError, ExtractOptions, SourceResult
+from imageextract.extract.types import (
+    ERROR_CODES,
+    ExtractedImage,
+    ExtractError,
+    ExtractOptions,
+    ImageList,
+    SourceResult,
+)
 from imageextract.extract.web import (
     ACCEPT_PAGE,
     HTML_TYPES,
@@ -102,7 +109,8 @@ async def _run(source: str, work: Awaitable[list[ExtractedImage]]) -> SourceResu
     try:
         images = await work
         finalise_images(images)
-        return SourceResult(source=source, status="done", images=images, duration_ms=_ms(started))
+        warnings = list(getattr(images, "warnings", []))
+        return SourceResult(source=source, status="done", images=list(images), duration_ms=_ms(started), warnings=warnings)
     except ExtractError as exc:
         code = exc.code if exc.code in ERROR_CODES else "extraction_failed"
         failed = _failed(source, code, exc.message, started)
@@ -215,4 +223,4 @@ async def _extract_document(data: bytes, options: ExtractOptions, filename: str 
     except ImportError as exc:
         raise ExtractError("unsupported_input", f"document extraction is not available: {exc}") from None
     images = await asyncio.to_thread(extract_document, data, filename=filename, options=options)
-    return filter_by_size(list(images), options)
+    return ImageList(filter_by_size(list(images), options), warnings=getattr(images, "warnings", None))

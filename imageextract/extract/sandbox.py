@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from imageextract.extract.types import ExtractedImage, ExtractError, ExtractOptions
+from imageextract.extract.types import ExtractedImage, ExtractError, ExtractOptions, ImageList
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,13 @@ _DEBUG_KINDS = frozenset({"__sleep__", "__crash__", "__spin__", "__alloc__", "__
 _IMAGE_FIELDS = frozenset(f.name for f in dataclasses.fields(ExtractedImage)) - {"data"}
 
 
-def run_document(data: bytes, *, filename: str | None, options: ExtractOptions) -> list[ExtractedImage]:
+def run_document(data: bytes, *, filename: str | None, options: ExtractOptions) -> ImageList:
     """`documents.extract_unsandboxed` in a sandbox child; the images with their bytes."""
     reply, blobs = _POOL.run("document", None, data, filename, options)
     digests: dict[int, str] = {}  # blob index -> SHA-256, each blob hashed once however often it is used
     try:
-        return [_image_from(item, blobs, digests) for item in reply["images"]]
+        warnings = [str(w) for w in reply.get("warnings", [])][:20]
+        return ImageList([_image_from(item, blobs, digests) for item in reply["images"]], warnings=warnings)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ExtractError("extraction_failed", f"the sandbox returned a malformed result: {exc}") from None
 
@@ -394,7 +395,7 @@ def _child_main(conn: Connection, parent: int, memory_bytes: int, cpu_hard: int)
         try:
             if kind == "document":
                 images = documents.extract_unsandboxed(data, filename=filename, options=options)
-                reply: dict[str, Any] = {"ok": True, "images": _pack(images, blobs)}
+                reply: dict[str, Any] = {"ok": True, "images": _pack(images, blobs), "warnings": images.warnings}
             else:
                 reply = {"ok": True, "value": _child_debug(kind, arg)}
         except ExtractError as exc:

@@ -120,6 +120,15 @@ class ExtractedImage:
         return out
 
 
+class ImageList(list[ExtractedImage]):
+    """The images of one document plus its document-level `warnings` (stable codes such as
+    "document_repaired", "page_unreadable", "jpx_not_decoded"): the document was read, with reservations."""
+
+    def __init__(self, images: Any = (), *, warnings: list[str] | None = None) -> None:
+        super().__init__(images)
+        self.warnings: list[str] = list(warnings or [])
+
+
 @dataclass
 class SourceResult:
     """The outcome of one source (URL or document): `done` with images, or `failed` with a code."""

@@ -29,19 +29,19 @@ import logging
 
 from imageextract.extract.documents.assets import document_image, finish
 from imageextract.extract.documents.detect import sniff
-from imageextract.extract.types import ExtractedImage, ExtractError, ExtractOptions
+from imageextract.extract.types import ExtractedImage, ExtractError, ExtractOptions, ImageList
 
 log = logging.getLogger(__name__)
 
 __all__ = ["extract_document", "extract_unsandboxed"]
 
 
-def extract_document(data: bytes, *, filename: str | None, options: ExtractOptions) -> list[ExtractedImage]:
+def extract_document(data: bytes, *, filename: str | None, options: ExtractOptions) -> ImageList:
     """Every image in the document `data`. Synchronous; safe to call from several threads at once."""
     _check_size(data, options)
     kind = sniff(data, filename)
     if kind == "image":
-        return finish([_image_file(data, filename, options)])
+        return ImageList(finish([_image_file(data, filename, options)]))
     if options.sandbox:
         from imageextract.extract.sandbox import run_document
 
@@ -49,7 +49,7 @@ def extract_document(data: bytes, *, filename: str | None, options: ExtractOptio
     return extract_unsandboxed(data, filename=filename, options=options)
 
 
-def extract_unsandboxed(data: bytes, *, filename: str | None, options: ExtractOptions) -> list[ExtractedImage]:
+def extract_unsandboxed(data: bytes, *, filename: str | None, options: ExtractOptions) -> ImageList:
     """Parse `data` in this process. The sandbox child runs this; tests and benchmarks may call it directly."""
     _check_size(data, options)
     kind = sniff(data, filename)
@@ -69,7 +69,7 @@ def extract_unsandboxed(data: bytes, *, filename: str | None, options: ExtractOp
     except Exception as exc:  # a parser bug or an input we did not foresee: a failed source, not a crash
         log.warning("document extraction failed", exc_info=True)
         raise ExtractError("extraction_failed", f"the document could not be read: {type(exc).__name__}: {exc}") from None
-    return finish(images)
+    return ImageList(finish(images), warnings=getattr(images, "warnings", None))
 
 
 def _check_size(data: bytes, options: ExtractOptions) -> None:
