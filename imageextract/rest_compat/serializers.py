@@ -87,6 +87,7 @@ def item_json(item: Any) -> dict[str, Any]:
         "id": str(item.id), "kind": item.kind, "position": item.position, "source_label": item.source_label,
         "status": item.status, "image_count": item.image_count, "duration_ms": item.duration_ms,
         "error_code": item.error_code, "error_message": item.error_message, "attempts": item.attempts,
+        "warnings": list(item.warnings or []),
     }
 
 

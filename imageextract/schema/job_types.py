@@ -68,13 +68,14 @@ class JobItem:
     error_code: str | None
     error_message: str | None
     attempts: int
+    warnings: list[str] = strawberry.field(description="Engine warnings on a done item, e.g. document_repaired.")
 
     @classmethod
     def from_model(cls, item: Any) -> JobItem:
         return cls(id=strawberry.ID(str(item.id)), position=item.position, kind=item.kind,
                    source_label=item.source_label, status=item.status, image_count=item.image_count,
                    duration_ms=item.duration_ms, error_code=item.error_code, error_message=item.error_message,
-                   attempts=item.attempts)
+                   attempts=item.attempts, warnings=list(getattr(item, "warnings", None) or []))
 
 
 @strawberry.type

@@ -187,6 +187,7 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
             error_code=None if ok else (result.error_code or "extraction_failed"),
             error_message=None if ok else (result.error_message or "extraction failed"),
             finished_at=now, lease_expires_at=None, refunded=not ok and job.account_id is not None,  # type: ignore[attr-defined]
+            warnings=(list(getattr(result, "warnings", None) or []) or None) if ok else None,
         )
         if not updated:
             return "skipped"  # another attempt took over after our lease expired; its result stands
