@@ -20,7 +20,12 @@ from urllib.parse import unquote_to_bytes, urljoin, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from imageextract.extract.css import urls_in_style_attribute, urls_in_stylesheet
+from imageextract.extract.css import (
+    urls_in_style_attribute,
+    urls_in_style_attribute_tokenized,
+    urls_in_stylesheet,
+    urls_in_stylesheet_tokenized,
+)
 from imageextract.extract.srcset import SrcCandidate, parse_srcset, pick_best
 
 LAZY_SRC_ATTRS = ("data-src", "data-lazy-src", "data-original")
@@ -33,6 +38,9 @@ CONSTRUCT_RANK = {"picture": 0, "srcset": 1, "img": 2, "svg": 3, "data-uri": 4, 
 _TAB_NL = re.compile(r"[\t\n\r]")
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _PLAIN_PATH = re.compile(r"^/[^/\\][^\\]*$")  # root-relative, no backslashes (urljoin's cases stay with urljoin)
+_PLAIN_ABSOLUTE = re.compile(r"^[hH][tT][tT][pP][sS]?://[A-Za-z0-9.\-]+(?::\d+)?(?:/|$)")  # no userinfo, no IPv6
+_ODD_QUERY = re.compile(r"\?(?:#|$)|^[^?#]*#.*\?")  # an empty query or a "?" after the fragment: urljoin's job
+_PLAIN_RELATIVE = re.compile(r"^[A-Za-z0-9_~%!$&*+,=@-][^:?#\\]*(?:[?#].*)?$")  # "img/a.jpg", no scheme
 
 
 @lru_cache(maxsize=256)
@@ -44,15 +52,39 @@ def _origin(base: str) -> tuple[str, str] | None:
     return scheme, parts.netloc.lower()
 
 
+@lru_cache(maxsize=256)
+def _directory(base: str) -> str | None:
+    """The normalised base up to its last "/" ("https://h/a/b?q" -> "https://h/a/"), or None if not http(s)."""
+    parts = urlsplit(base)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.netloc:
+        return None
+    path = parts.path or "/"
+    if "/." in path:
+        return None  # dot segments: urljoin normalises them
+    return f"{scheme}://{parts.netloc.lower()}{path[: path.rfind('/') + 1]}"
+
+
 def _absolute(base: str, value: str) -> str | None:
-    """`value` resolved against `base` as an http(s) URL without fragment, or None. Root-relative paths
-    without dot segments (most of a page's images) skip urljoin, which dominates discovery time."""
+    """`value` resolved against `base` as an http(s) URL without fragment, or None. Plain root-relative,
+    document-relative and absolute http(s) URLs without dot segments (most of a page's images) skip
+    urljoin, which dominates discovery time; everything else goes through it."""
     try:
-        if _PLAIN_PATH.match(value) and "/." not in value:
-            origin = _origin(base)
-            if origin is not None:
-                path, _, _ = value.partition("#")
-                return f"{origin[0]}://{origin[1]}{path}"
+        if "/." not in value and "\\" not in value and not value.startswith(".") and not _ODD_QUERY.search(value):
+            if _PLAIN_PATH.match(value):
+                origin = _origin(base)
+                if origin is not None:
+                    path, _, _ = value.partition("#")
+                    return f"{origin[0]}://{origin[1]}{path}"
+            elif _PLAIN_ABSOLUTE.match(value):
+                scheme, _, rest = value.partition("://")
+                host, slash, path = rest.partition("/")
+                path = path.partition("#")[0]
+                return f"{scheme.lower()}://{host.lower()}/{path}" if slash or not path else None
+            elif _PLAIN_RELATIVE.match(value):
+                directory = _directory(base)
+                if directory is not None:
+                    return directory + value.partition("#")[0]
         parts = urlsplit(urljoin(base, value))
     except ValueError:
         return None
@@ -157,8 +189,12 @@ def _clean(value: str | None) -> str | None:
     return value or None
 
 
+_INTERESTING = "img, picture, noscript, style, link, meta, video, svg, [style], [itemprop]"
+
+
 class _Walker:
-    def __init__(self, page_url: str, base_url: str | None = None) -> None:
+    def __init__(self, page_url: str, base_url: str | None = None, *, reference: bool = False) -> None:
+        self.reference = reference
         self.page_url = page_url
         self.base_url = base_url or page_url
         self.fixed_base = base_url is not None  # a caller's base wins over the page's <base href>
@@ -171,7 +207,9 @@ class _Walker:
     def resolve(self, value: str | None, base: str | None = None) -> str | None:
         if value is None:
             return None
-        value = _TAB_NL.sub("", value).strip(" \x0c")
+        if "\t" in value or "\n" in value or "\r" in value:
+            value = _TAB_NL.sub("", value)
+        value = value.strip(" \x0c")
         if not value or value.startswith("#"):
             return None
         if value[:5].lower() == "data:":
@@ -209,10 +247,16 @@ class _Walker:
                 key = (meta.attributes.get("property") or meta.attributes.get("name") or "").strip().lower()
                 if key in META_ALT_KEYS and meta.attributes.get("content"):
                     self._meta_alt.setdefault(key.split(":")[0], meta.attributes.get("content") or "")
-        root = tree.root
-        if root is None:
+        if self.reference:  # every node, in order (the reference walk)
+            root = tree.root
+            if root is None:
+                return
+            for node in root.traverse(include_text=False):
+                self.visit(node, from_noscript=from_noscript)
             return
-        for node in root.traverse(include_text=False):
+        # Only the elements `visit` acts on, matched by lexbor in document order: the same visits, far fewer
+        # Python calls (a page has thousands of <div>, <a> and <span> that can hold no image).
+        for node in tree.css(_INTERESTING):
             self.visit(node, from_noscript=from_noscript)
 
     def visit(self, node: LexborNode, *, from_noscript: bool) -> None:
@@ -228,7 +272,7 @@ class _Walker:
         attrs = node.attributes
         style = attrs.get("style")
         if style and "url(" in style.lower():
-            for u in urls_in_style_attribute(style):
+            for u in (urls_in_style_attribute_tokenized if self.reference else urls_in_style_attribute)(style):
                 self.add(self.resolve(u), "css", **_labels(node))
         if tag == "img":
             if node.parent is None or node.parent.tag != "picture":
@@ -241,7 +285,8 @@ class _Walker:
             if inner and "<" in inner and not from_noscript:
                 self.walk(_parse(inner), from_noscript=True)
         elif tag == "style":
-            css = urls_in_stylesheet(node.text(deep=True) or "")
+            parse = urls_in_stylesheet_tokenized if self.reference else urls_in_stylesheet
+            css = parse(node.text(deep=True) or "")
             for u in css.images:
                 self.add(self.resolve(u), "css")
             for imp in css.imports:
@@ -417,11 +462,12 @@ def merge(found: list[Found]) -> list[Found]:
     return merged
 
 
-def discover(html: str, page_url: str, *, base_url: str | None = None) -> Discovery:
+def discover(html: str, page_url: str, *, base_url: str | None = None, reference: bool = False) -> Discovery:
     """Every image reference in `html`. Relative references resolve against `base_url` when given, else the
     page's `<base href>`, else `page_url`; with none of them (a saved page, `page_url=""`) they are kept as
-    written."""
-    walker = _Walker(page_url, base_url)
+    written. `reference=True` is the slow walk the fast one is checked against: every node visited, every
+    stylesheet through the full tokenizer."""
+    walker = _Walker(page_url, base_url, reference=reference)
     walker.walk(_parse(html))
     return Discovery(page_url=page_url, base_url=walker.base_url, images=merge(walker.found), stylesheets=walker.stylesheets)
 
