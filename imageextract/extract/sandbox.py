@@ -10,8 +10,9 @@ the pipe is a multiprocessing `Connection` over an inherited socket.
 - each child sets RLIMIT_AS = `options.sandbox_memory_bytes` and no core dumps at start, and before each task
   a soft RLIMIT_CPU of `options.sandbox_cpu_seconds` more than it has used so far (SIGXCPU ends it);
 - the parent waits at most `options.sandbox_wall_seconds` for the answer, then SIGKILLs the child;
-- a child serves at most `options.sandbox_max_tasks` tasks, then is replaced (also after a MemoryError or an
-  unexpected exception inside it, and whenever it died);
+- children are warm: each loads PyMuPDF once and serves task after task; after each task it reports its
+  resident memory, and one past `options.sandbox_recycle_bytes` is replaced (also after a MemoryError or an
+  unexpected exception inside it, whenever it died, and after `options.sandbox_max_tasks` tasks, a backstop);
 - a pool of up to `POOL_SIZE` children serves callers from any number of threads; children are keyed by their
   limits, so calls with different limits never share a child;
 - children die with the thread that started them (PR_SET_PDEATHSIG, Linux) and exit on EOF; starts happen on
@@ -20,10 +21,13 @@ the pipe is a multiprocessing `Connection` over an inherited socket.
 Outcomes: a killed or crashed child becomes ExtractError("timeout") for the wall-clock deadline or the CPU
 limit (SIGXCPU), ExtractError("extraction_failed") for anything else (out of memory, a signal, an exit).
 Results come back as JSON plus raw byte blobs (never pickle), so a compromised child cannot run code in the
-parent; identical image bytes travel once and are shared.
+parent; identical image bytes travel once and are shared. Each image's SHA-256 is computed once, in the child,
+and the parent takes it (after checking it is 64 hex digits) instead of hashing the bytes again: a child able
+to lie about a digest could as well send other bytes, and nothing trusts `content_hash` to address stored
+data (storage keys are derived from the bytes when they are written).
 
 Public: `run_document(data, *, filename, options)`, `shutdown_sandbox()` (registered with atexit),
-`worker_pids()`. Tests reach the private task kinds (sleep, crash, spin, alloc, pid) through `_debug_task`;
+`worker_pids()`. Tests reach the private task kinds (sleep, crash, spin, alloc, hold, pid) through `_debug_task`;
 document content can never select a task kind.
 """
 
@@ -60,7 +64,8 @@ _BOOTSTRAP = (
     "import json, sys; sys.path[:0] = json.loads(sys.argv[1]); "
     "from imageextract.extract.sandbox import _child_entry; _child_entry(sys.argv[2:])"
 )
-_DEBUG_KINDS = frozenset({"__sleep__", "__crash__", "__spin__", "__alloc__", "__pid__"})
+_DEBUG_KINDS = frozenset({"__sleep__", "__crash__", "__spin__", "__alloc__", "__hold__", "__pid__"})
+_HELD: list[bytes] = []  # child side: what __hold__ keeps
 _IMAGE_FIELDS = frozenset(f.name for f in dataclasses.fields(ExtractedImage)) - {"data"}
 
 
@@ -101,10 +106,12 @@ class _Limits:
     memory_bytes: int
     cpu_seconds: int
     max_tasks: int
+    recycle_bytes: int
 
     @classmethod
     def of(cls, options: ExtractOptions) -> _Limits:
-        return cls(options.sandbox_memory_bytes, max(1, options.sandbox_cpu_seconds), max(1, options.sandbox_max_tasks))
+        return cls(options.sandbox_memory_bytes, max(1, options.sandbox_cpu_seconds), max(1, options.sandbox_max_tasks),
+                   max(0, options.sandbox_recycle_bytes))
 
 
 class _Worker:
@@ -114,7 +121,7 @@ class _Worker:
         self.tasks = 0
         self.killed = False
         parent, child = multiprocessing.Pipe(duplex=True)
-        cpu_hard = limits.cpu_seconds * (limits.max_tasks + 1) + 5  # the soft limit is set per task
+        cpu_hard = limits.cpu_seconds * (min(limits.max_tasks, 1000) + 1) + 5  # the soft limit is set per task
         argv = [
             sys.executable,
             "-I",
@@ -238,7 +245,9 @@ class _Pool:
         try:
             reply, blobs = worker.exchange(message, data if kind == "document" else None, options)
             worker.tasks += 1
-            reuse = not reply.get("recycle") and worker.tasks < limits.max_tasks
+            rss = reply.get("rss")
+            too_big = isinstance(rss, int) and limits.recycle_bytes > 0 and rss > limits.recycle_bytes
+            reuse = not reply.get("recycle") and not too_big and worker.tasks < limits.max_tasks
         finally:
             self.release(worker, reuse)
         if not reply.get("ok"):
@@ -316,8 +325,10 @@ def _image_from(item: dict[str, Any], blobs: list[bytes], digests: dict[int, str
         index = int(blob)
         data = blobs[index]
         digest = digests.get(index)
-        if digest is None:  # recomputed: the parent does not trust the child's hashes
-            digest = digests[index] = hashlib.sha256(data).hexdigest()
+        if digest is None:  # the child's digest when it is well formed (see the module docstring), else ours
+            claimed = item.get("content_hash")
+            ok = isinstance(claimed, str) and len(claimed) == 64 and all(c in "0123456789abcdef" for c in claimed)
+            digest = digests[index] = claimed if ok else hashlib.sha256(data).hexdigest()
         image.data, image.file_size, image.content_hash, image.document_asset_hash = data, len(data), digest, digest
     return image
 
@@ -412,9 +423,22 @@ def _child_main(conn: Connection, parent: int, memory_bytes: int, cpu_hard: int)
             reply = {"ok": False, "code": "extraction_failed", "message": f"{type(exc).__name__}: {exc}", "recycle": True}
         del data
         reply["blobs"] = len(blobs)
+        reply["rss"] = _rss_bytes()
         conn.send_bytes(json.dumps(reply).encode())
         for blob in blobs:
             conn.send_bytes(blob)
+
+
+def _rss_bytes() -> int | None:
+    """This process's resident memory now (Linux), after returning what MuPDF's caches hold."""
+    try:
+        import pymupdf
+
+        pymupdf.TOOLS.store_shrink(100)
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, ImportError):
+        return None
 
 
 def _pack(images: list[ExtractedImage], blobs: list[bytes]) -> list[dict[str, Any]]:
@@ -450,6 +474,9 @@ def _child_debug(kind: str, arg: Any) -> Any:
     if kind == "__alloc__":
         block = bytearray(int(arg))
         return len(block)
+    if kind == "__hold__":  # allocate and keep (touched, so resident): a child that grew
+        _HELD.append(b"\x01" * int(arg))
+        return len(_HELD[-1])
     raise ValueError(f"unknown task kind {kind!r}")
 
 

@@ -73,7 +73,9 @@ class ExtractOptions:
     sandbox_memory_bytes: int = 2 * 1024 * 1024 * 1024
     sandbox_cpu_seconds: int = 120
     sandbox_wall_seconds: float = 180.0
-    sandbox_max_tasks: int = 50
+    sandbox_max_tasks: int = 10_000  # a backstop; children are recycled by memory (sandbox_recycle_bytes)
+    sandbox_recycle_bytes: int = 512 * 1024 * 1024  # a child whose RSS passes this after a task is replaced
+    page_seconds: float = 30.0  # per-page budget inside one document: a page past it is cut short (a warning)
     # Filters
     min_width: int = 0
     min_height: int = 0

@@ -165,3 +165,27 @@ def test_unreadable_pdf_still_fails() -> None:
     with pytest.raises(ExtractError) as err:
         extract(b"%PDF-1.7\n1 0 obj << >> endobj\n%%EOF")
     assert err.value.code == "extraction_failed"
+
+
+def test_a_slow_page_is_cut_at_its_budget_and_the_others_still_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from imageextract.extract.documents import pdf as pdf_module
+
+    rng = random.Random(2)
+    pdf = RawPdf()
+    slow = {f"S{i}": add_image(pdf, "flate-rgb", rng, (20, 20)) for i in range(4)}
+    fast = {f"F{i}": add_image(pdf, "flate-gray", rng, (20, 20)) for i in range(3)}
+    pdf.page(b"".join(draw(n, 10 * i, 10, 10, 10) for i, n in enumerate(slow)), slow)
+    pdf.page(b"".join(draw(n, 10 * i, 10, 10, 10) for i, n in enumerate(fast)), fast)
+    load = pdf_module._Extractor._load_xref
+
+    def slow_load(self, row, stem):  # noqa: ANN001
+        if row[5] == "DeviceRGB":  # the hostile page's images take 0.3 s each
+            time.sleep(0.3)
+        return load(self, row, stem)
+
+    monkeypatch.setattr(pdf_module._Extractor, "_load_xref", slow_load)
+    result = extract_document(pdf.tobytes(), filename="doc.pdf", options=doc_options(page_seconds=0.2))
+    assert [i.document_page for i in result] == [1, 2, 2, 2], "page 1 stops after its budget; page 2 is whole"
+    assert result.warnings == ["page_time_budget"]

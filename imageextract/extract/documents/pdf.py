@@ -21,7 +21,9 @@ reported with `error` set and no bytes, without being decoded. A JPEG 2000 image
 returned as its stored bytes, with the warning "jpx_not_decoded".
 
 Warnings (`ImageList.warnings`): "document_repaired" when MuPDF had to rebuild a damaged file (truncated,
-broken cross-reference table), "page_unreadable" when a page was skipped.
+broken cross-reference table), "page_unreadable" when a page was skipped, "page_time_budget" when a page ran
+past `options.page_seconds` and its remaining images were skipped (checked between images: a single decode
+that hangs in C is stopped by the sandbox's wall-clock and CPU limits instead).
 
 PyMuPDF is not thread-safe: everything here runs under one lock (in the sandbox each child is single-threaded).
 Memory: MuPDF's store (decoded images) is emptied after every page, so a long document costs its own bytes plus
@@ -34,6 +36,7 @@ import dataclasses
 import logging
 import re
 import threading
+import time
 from typing import Any
 
 from imageextract.extract.documents.assets import document_image, failed_image
@@ -130,6 +133,7 @@ class _Extractor:
 
     def _page(self, page: Any, page_no: int, rows: list[tuple[Any, ...]], masks: set[int]) -> list[ExtractedImage]:
         out: list[ExtractedImage] = []
+        deadline = time.monotonic() + self.options.page_seconds
         content = self._page_content(page)
         forms = self._drawn_forms(page, content, rows)
         streams: dict[int, bytes | None] = {0: content, **(forms or {})}
@@ -150,8 +154,14 @@ class _Extractor:
             names = drawn[referencer]
             if names is not None and name.encode("latin-1", "replace") not in names:
                 continue  # in the resources, never painted
+            if out and time.monotonic() > deadline:
+                self._warn("page_time_budget")  # one hostile page must not spend the whole document's budget
+                return out
             seen.add(xref)
             out.append(self._xref_image(row, page_no, len(out) + 1))
+        if time.monotonic() > deadline:
+            self._warn("page_time_budget")
+            return out
         if any(s and _BI.search(s) for s in streams.values()):
             out.extend(self._inline_images(page, page_no, rows, len(out)))
         return out
