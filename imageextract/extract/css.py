@@ -32,10 +32,12 @@ _NESTING_AT_RULES = frozenset({"media", "supports", "document", "-moz-document",
 class CssUrls:
     images: list[str] = field(default_factory=list)  # in source order, duplicates removed
     imports: list[str] = field(default_factory=list)
+    _seen: set[str] = field(default_factory=set, repr=False, compare=False)
 
     def add_image(self, url: str) -> None:
         url = url.strip()
-        if url and url not in self.images:
+        if url and url not in self._seen:
+            self._seen.add(url)
             self.images.append(url)
 
 

@@ -30,6 +30,7 @@ from imageextract.extract.srcset import SrcCandidate, parse_srcset, pick_best
 
 LAZY_SRC_ATTRS = ("data-src", "data-lazy-src", "data-original")
 LAZY_SRCSET_ATTRS = ("data-srcset", "data-lazy-srcset")
+_IMG_EXTRAS = ("srcset", *LAZY_SRC_ATTRS, *LAZY_SRCSET_ATTRS)
 META_IMAGE_KEYS = ("og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src")
 META_ALT_KEYS = {"og:image:alt", "twitter:image:alt"}
 ICON_RELS = frozenset({"icon", "apple-touch-icon", "apple-touch-icon-precomposed", "mask-icon"})
@@ -256,18 +257,20 @@ class _Walker:
             return
         # Only the elements `visit` acts on, matched by lexbor in document order: the same visits, far fewer
         # Python calls (a page has thousands of <div>, <a> and <span> that can hold no image).
+        # Descendants of inline <svg> are part of the SVG image (<template> content is not in the tree at all).
+        in_svg = {n.mem_id for n in tree.css("svg *")}
         for node in tree.css(_INTERESTING):
-            self.visit(node, from_noscript=from_noscript)
+            self.visit(node, from_noscript=from_noscript, in_svg=in_svg)
 
-    def visit(self, node: LexborNode, *, from_noscript: bool) -> None:
+    def visit(self, node: LexborNode, *, from_noscript: bool, in_svg: set[int] | None = None) -> None:
         tag = node.tag
         if tag is None or tag.startswith("-"):
             return
         if tag == "svg":
-            if not _has_ancestor(node, {"svg"}):
+            if not (node.mem_id in in_svg if in_svg is not None else _has_ancestor(node, {"svg"})):
                 self.inline_svg(node)
             return
-        if _has_ancestor(node, {"svg", "template"}):
+        if node.mem_id in in_svg if in_svg is not None else _has_ancestor(node, {"svg", "template"}):
             return
         attrs = node.attributes
         style = attrs.get("style")
@@ -301,6 +304,14 @@ class _Walker:
             self.add(self.resolve(attrs.get("href") or attrs.get("src")), "meta", **_labels(node))
 
     def img(self, node: LexborNode) -> None:
+        a = node.attributes
+        if not any(name in a for name in _IMG_EXTRAS):  # the common <img src>: one candidate, no srcset
+            url = self.resolve(a.get("src"))
+            if url:
+                self.add(url, "img", is_lazy_loaded=(a.get("loading") or "").strip().lower() == "lazy",
+                         alt_text=_clean(a.get("alt")), title=_clean(a.get("title")),
+                         aria_label=_clean(a.get("aria-label")))
+            return
         cands, lazy = _img_candidates(node)
         self.group(cands, "img", node, lazy=lazy)
 
@@ -436,6 +447,9 @@ def merge(found: list[Found]) -> list[Found]:
         groups.setdefault(f.url, []).append(f)
     merged: list[Found] = []
     for items in groups.values():
+        if len(items) == 1:  # most images appear once: nothing to merge
+            merged.append(items[0])
+            continue
         first = items[0]
         primary = max(items, key=lambda f: (f.richness(), -f.order))
         out = Found(
