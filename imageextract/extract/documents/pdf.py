@@ -99,6 +99,7 @@ class _Extractor:
         self.encoder = SampleEncoder(self.fitz, doc)
         rows_by_page: list[list[tuple[Any, ...]] | None] = []
         masks: set[int] = set()
+        explicit: dict[int, int | None] = {}
         for pno in range(count):
             try:
                 rows = [tuple(r) for r in doc.load_page(pno).get_images(full=True)]
@@ -109,7 +110,11 @@ class _Extractor:
                 continue
             rows_by_page.append(rows)
             masks.update(r[1] for r in rows if r[1])  # /SMask xrefs
-            masks.update(m for m in (self._explicit_mask(r[0]) for r in rows) if m)  # stencils used as /Mask
+            for r in rows:  # stencils used as another image's /Mask (looked up once per xref)
+                if r[0] not in explicit:
+                    explicit[r[0]] = self._explicit_mask(r[0])
+                    if explicit[r[0]]:
+                        masks.add(explicit[r[0]])  # type: ignore[arg-type]
         if all(r is None for r in rows_by_page):
             raise ExtractError("extraction_failed", "no page of the PDF could be read (corrupted or truncated)")
         images: list[ExtractedImage] = []
