@@ -276,10 +276,10 @@ class _Walker:
         style = attrs.get("style")
         if style and "url(" in style.lower():
             for u in (urls_in_style_attribute_tokenized if self.reference else urls_in_style_attribute)(style):
-                self.add(self.resolve(u), "css", **_labels(node))
+                self.add(self.resolve(u), "css", **_labels(attrs))
         if tag == "img":
             if node.parent is None or node.parent.tag != "picture":
-                self.img(node)
+                self.img(node, attrs)
         elif tag == "picture":
             self.picture(node)
         elif tag == "noscript":
@@ -295,16 +295,16 @@ class _Walker:
             for imp in css.imports:
                 self.stylesheet(self.resolve(imp))
         elif tag == "link":
-            self.link(node)
+            self.link(node, attrs)
         elif tag == "meta":
-            self.meta(node)
+            self.meta(node, attrs)
         elif tag == "video":
-            self.add(self.resolve(attrs.get("poster")), "video", **_labels(node))
+            self.add(self.resolve(attrs.get("poster")), "video", **_labels(attrs))
         if tag not in ("img", "meta") and "image" in (attrs.get("itemprop") or "").lower().split():
-            self.add(self.resolve(attrs.get("href") or attrs.get("src")), "meta", **_labels(node))
+            self.add(self.resolve(attrs.get("href") or attrs.get("src")), "meta", **_labels(attrs))
 
-    def img(self, node: LexborNode) -> None:
-        a = node.attributes
+    def img(self, node: LexborNode, attrs: dict[str, str | None] | None = None) -> None:
+        a = node.attributes if attrs is None else attrs
         if not any(name in a for name in _IMG_EXTRAS):  # the common <img src>: one candidate, no srcset
             url = self.resolve(a.get("src"))
             if url:
@@ -312,8 +312,8 @@ class _Walker:
                          alt_text=_clean(a.get("alt")), title=_clean(a.get("title")),
                          aria_label=_clean(a.get("aria-label")))
             return
-        cands, lazy = _img_candidates(node)
-        self.group(cands, "img", node, lazy=lazy)
+        cands, lazy = _img_candidates(node, a)
+        self.group(cands, "img", a, lazy=lazy)
 
     def picture(self, node: LexborNode) -> None:
         cands: list[SrcCandidate] = []
@@ -335,7 +335,8 @@ class _Walker:
                 lazy = lazy or img_lazy
         self.group(cands, "picture", img_node or node, lazy=lazy)
 
-    def group(self, cands: list[SrcCandidate], construct: str, node: LexborNode, *, lazy: bool) -> None:
+    def group(self, cands: list[SrcCandidate], construct: str, node: LexborNode | dict[str, str | None], *,
+              lazy: bool) -> None:
         resolved = [(c, self.resolve(c.url)) for c in cands]
         resolved = [(c, u) for c, u in resolved if u]
         if not resolved:
@@ -353,19 +354,19 @@ class _Walker:
                 variants.append(c.as_variant(u))
         self.add(url_of[id(best)], construct, is_lazy_loaded=lazy, variants=variants, media_type=best.type, **_labels(node))
 
-    def link(self, node: LexborNode) -> None:
-        a = node.attributes
+    def link(self, node: LexborNode, attrs: dict[str, str | None] | None = None) -> None:
+        a = node.attributes if attrs is None else attrs
         rels = set((a.get("rel") or "").lower().split())
         href = a.get("href")
         if "stylesheet" in rels and "alternate" not in rels:
             self.stylesheet(self.resolve(href))
         if rels & ICON_RELS:
-            self.add(self.resolve(href), "icon", media_type=_clean(a.get("type")), **_labels(node))
+            self.add(self.resolve(href), "icon", media_type=_clean(a.get("type")), **_labels(a))
         if "image_src" in rels:
             self.add(self.resolve(href), "meta", media_type=_clean(a.get("type")))
 
-    def meta(self, node: LexborNode) -> None:
-        a = node.attributes
+    def meta(self, node: LexborNode, attrs: dict[str, str | None] | None = None) -> None:
+        a = node.attributes if attrs is None else attrs
         content = a.get("content")
         key = (a.get("property") or a.get("name") or "").strip().lower()
         if key in META_IMAGE_KEYS:
@@ -401,8 +402,8 @@ def _parse(html: str) -> LexborHTMLParser:
     return LexborHTMLParser(html, scripting=True)
 
 
-def _img_candidates(node: LexborNode) -> tuple[list[SrcCandidate], bool]:
-    a = node.attributes
+def _img_candidates(node: LexborNode, a: dict[str, str | None] | None = None) -> tuple[list[SrcCandidate], bool]:
+    a = node.attributes if a is None else a
     lazy = (a.get("loading") or "").strip().lower() == "lazy"
     cands: list[SrcCandidate] = []
     lazy_src = next((name for name in LAZY_SRC_ATTRS if (a.get(name) or "").strip()), None)
@@ -420,8 +421,8 @@ def _img_candidates(node: LexborNode) -> tuple[list[SrcCandidate], bool]:
     return cands, lazy or bool(lazy_src or lazy_srcset)
 
 
-def _labels(node: LexborNode) -> dict[str, Any]:
-    a = node.attributes
+def _labels(node: LexborNode | dict[str, str | None]) -> dict[str, Any]:
+    a = node if isinstance(node, dict) else node.attributes  # callers pass the dict they already built
     return {"alt_text": _clean(a.get("alt")), "title": _clean(a.get("title")), "aria_label": _clean(a.get("aria-label"))}
 
 
