@@ -73,8 +73,9 @@ async def discover_source(
     source: str, options: ExtractOptions, *, base_url: str | None = None
 ) -> tuple[SourceResult, list[Found] | None]:
     """Image references on a web page (a URL, fetched, or a saved page), without fetching any image or
-    stylesheet: (result, found). `found` is None when the source is not a web page (a document or an image
-    file: the caller extracts it instead); a failure is in `result`."""
+    stylesheet: (result, found). A URL that answers with an image is one reference (construct "file"). `found`
+    is None for a local file that is not a web page (a document or an image: the caller extracts it instead);
+    a failure is in `result`."""
     started = time.monotonic()
     try:
         if _URL_SCHEME.match(source) and not _WINDOWS_DRIVE.match(source):
@@ -85,8 +86,9 @@ async def discover_source(
             if not page.ok:
                 raise ExtractError("fetch_failed", f"HTTP {page.status} from {page.url[:200]}",
                                    transient=page.status in TRANSIENT_STATUSES)
-            if not (page.content_type in HTML_TYPES or _looks_like_html(page.content)):
-                return SourceResult(source=source, status="done", duration_ms=_ms(started)), None
+            if not (page.content_type in HTML_TYPES or _looks_like_html(page.content)):  # the URL is the image
+                found = [Found(url=page.url, construct="file", order=0, media_type=page.content_type)]
+                return SourceResult(source=source, status="done", duration_ms=_ms(started)), found
             html, page_url = decode_html(page.content, page.charset), page.url
         else:
             data = await _read_path(Path(source), options)

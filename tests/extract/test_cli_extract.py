@@ -188,3 +188,14 @@ def test_saved_page_is_extracted_against_base_url(web_server: LocalServer, allow
 
 def test_base_url_must_be_http(tmp_path: Path) -> None:
     assert run_main(["--base-url", "file:///etc/", str(tmp_path / "p.html")])[0] == 2
+
+
+def test_no_fetch_on_urls_fetches_only_the_page(web_server: LocalServer, allow_loopback) -> None:
+    web_server.add("/i.png", make_image("PNG", (5, 5)), "image/png")
+    web_server.add("/page", '<img src="/i.png" alt="x"><img src="/missing.png">')
+    code, out, _ = run_main(["--no-fetch", web_server.url("/page"), web_server.url("/i.png")])
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["url"], r["construct"]) for r in rows] == [
+        (web_server.url("/i.png"), "img"), (web_server.url("/missing.png"), "img"), (web_server.url("/i.png"), "file")]
+    assert web_server.paths() == ["/page", "/i.png"], "no image was downloaded for the page"
