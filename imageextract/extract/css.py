@@ -55,8 +55,11 @@ def urls_in_style_attribute(style: str) -> list[str]:
     if _escaped_name(style):
         _declarations(tinycss2.parse_blocks_contents(style, skip_comments=True, skip_whitespace=True), out)
         return out.images
+    lowered = style.lower()
+    if len(lowered) != len(style):
+        return urls_in_style_attribute_tokenized(style)
     done_until = -1
-    for at in _hits(style.lower()):
+    for at in _hits(lowered):
         if at < done_until or masked[at] != style[at] or masked[at] == "@":
             continue
         start = max(masked.rfind("{", 0, at), masked.rfind("}", 0, at), masked.rfind(";", 0, at)) + 1
@@ -118,6 +121,8 @@ def urls_in_stylesheet(css: str | bytes, *, charset: str | None = None) -> CssUr
 
         css, _encoding = decode_stylesheet_bytes(css, protocol_encoding=charset)
     lowered = css.lower()
+    if len(lowered) != len(css):  # a character whose lower case is longer ("İ"): positions would not line up
+        return urls_in_stylesheet_tokenized(css)
     hits = _hits(lowered)
     if not hits and "\\" not in css:
         return CssUrls()  # no url(, image-set(, src(, @import or escape anywhere: nothing to find

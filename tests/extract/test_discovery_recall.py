@@ -55,6 +55,7 @@ CSS_CASES = [
     "/* unterminated comment a{background:url(cc.png)}",
     "a{background:url('dd.png' )}",
     'a{background:url("quo\\"te.png")}',
+    "/* \u0130stanbul */ a{background:url(after-long-lowercase.png)}",
 ]
 
 
