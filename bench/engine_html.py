@@ -1,7 +1,9 @@
 """HTML discovery benchmark on pages with real-world CSS weight, and the pages themselves.
 
 `make_pages(total_bytes)` builds pages like saved news, shop and blog pages: 30-60 % of their bytes are
-inline `<style>` blocks, 5-30 % inline scripts (a framework's JSON state and a loader), (a framework's critical CSS: hundreds of rules, @media and @supports blocks,
+inline `<style>` blocks, 5-30 % inline scripts (a framework's JSON state and a loader), the rest markup with
+an image every few kilobytes (an article body and link lists around the image-dense blocks of
+`bench.engine_corpus._html_page`), (a framework's critical CSS: hundreds of rules, @media and @supports blocks,
 @font-face with several `url()` sources each, sprites and hero backgrounds, `image-set()`, SVG `data:` URIs
 with quotes and escapes, licence comments, Tailwind-style escaped selectors, icon-font `content: "\\f101"`),
 plus `style=""` attributes and the usual markup (`bench.engine_corpus._html_page`).
@@ -63,6 +65,31 @@ def _css(rng: random.Random, target: int, n: int) -> str:
     return "".join(parts)
 
 
+def _article(rng: random.Random, target: int) -> str:
+    """Text-heavy markup with few images: an article body, related links, a footer menu."""
+    from bench.engine_corpus import _WORDS
+
+    parts = ["<article class='story'>"]
+    size = 0
+    while size < target:
+        k = rng.randrange(10)
+        if k < 6:
+            words = " ".join(rng.choice(_WORDS) for _ in range(rng.randrange(40, 120)))
+            s = f"<p class='para'>{words} <a href='/tag/{rng.randrange(999)}'>tag</a> <em>{rng.choice(_WORDS)}</em>.</p>"
+        elif k < 8:
+            s = "<ul class='related'>" + "".join(
+                f"<li><a href='/story/{rng.randrange(99999)}' data-track='rel'>{rng.choice(_WORDS).title()} "
+                f"{rng.choice(_WORDS)}</a></li>" for _ in range(rng.randrange(4, 12))) + "</ul>"
+        elif k < 9:
+            s = (f"<blockquote><p>{' '.join(rng.choice(_WORDS) for _ in range(30))}</p><cite>Source</cite></blockquote>"
+                 f"<table><tr>{''.join(f'<td>{rng.randrange(999)}</td>' for _ in range(8))}</tr></table>")
+        else:
+            s = f"<figure><img src='/article/{rng.randrange(99999)}.jpg' alt='Figure' loading='lazy'><figcaption>Fig.</figcaption></figure>"
+        parts.append(s)
+        size += len(s)
+    return "".join(parts) + "</article>"
+
+
 def make_pages(total_bytes: int, seed: int = 11) -> list[bytes]:
     from bench.engine_corpus import _html_page
 
@@ -71,7 +98,8 @@ def make_pages(total_bytes: int, seed: int = 11) -> list[bytes]:
     size = 0
     while size < total_bytes:
         n = len(pages)
-        body = _html_page(rng, rng.randrange(20_000, 90_000), n)
+        body = _html_page(rng, rng.randrange(15_000, 50_000), n)
+        body = body.replace("</main>", "</main>" + _article(rng, rng.randrange(30_000, 90_000)), 1)
         state = ",".join(f'{{"id":{i},"title":"Item {i}","href":"/p/{n}-{i}","price":{rng.randrange(999)}.99,'
                          f'"tags":["a","b"],"img":{{"src":"/cdn/{n}-{i}.jpg","w":640}}}}' for i in range(rng.randrange(50, 600)))
         body = body.replace("</body>", f"<script id='__STATE__' type='application/json'>{{\"items\":[{state}]}}</script>"
