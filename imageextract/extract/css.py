@@ -153,6 +153,7 @@ _URL_OPEN = re.compile(r"(?i)url\([ \t\n\r\f]*")
 _NEEDS_TOKENIZER = re.compile(r"(?i)src\(|\x01")
 _VALUE_TOKEN = re.compile(r"(?i)(url\()[ \t\n\r\f]*|([\w-]*)\(|(\))|([\"'])")
 _CSS_SPACE = " \t\n\r\f"
+_BAD_STRING = re.compile(r"[\\\n\r\f]")
 _BAD_URL = re.compile(r"[\"'(\\ \t\n\r\f]")
 
 
@@ -204,7 +205,7 @@ def _plain_urls(css: str, masked: str, start: int, end: int) -> list[str] | None
             if close < 0:
                 return None
             if stack and stack[-1]:
-                if "\\" in css[m.end() : close]:
+                if _BAD_STRING.search(css, m.end(), close):
                     return None
                 urls.append(css[m.end() : close])
             pos = close + 1
@@ -222,8 +223,8 @@ def _url_at(css: str, masked: str, at: int, end: int) -> tuple[str | None, int]:
         if close < 0:
             return None, end
         value = css[at + 1 : close]
-        if "\\" in value:
-            return None, end  # an escape in the string: the tokenizer decodes it
+        if "\\" in value or "\n" in value or "\r" in value or "\f" in value:
+            return None, end  # an escape or a bad (unterminated) string: the tokenizer decides
         after = masked.find(")", close, end)
         return value, (after + 1 if after >= 0 else end)
     close = masked.find(")", at, end)
