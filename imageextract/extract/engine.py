@@ -4,10 +4,13 @@
   (`web.extract_page`); a URL that is itself an image is one image of construct "file".
 - `extract_document_bytes(data, options, *, filename)`: hand document bytes to
   `imageextract.extract.documents.extract_document` (synchronous; it runs its own sandbox) in a thread.
-- `extract_source(source, options, *, filename=None)`: dispatch an http(s) URL or a local file path.
+- `extract_source(source, options, *, filename=None, base_url=None)`: dispatch an http(s) URL or a local file
+  path (a document, an image, or a saved web page whose relative references resolve against `base_url`).
+- `discover_source(source, options, *, base_url=None)`: discovery only, no image fetched (`--no-fetch`).
 
-Every failure becomes `SourceResult(status="failed", error_code=<stable code>)`; every image with bytes gets
-`content_hash`, `file_size` and a unique safe `filename`.
+Every failure becomes `SourceResult(status="failed", error_code=<stable code>, transient=<may pass later>)`;
+every image with bytes gets `content_hash`, `file_size` and a unique safe `filename`; a document read with
+reservations carries `SourceResult.warnings` ("document_repaired", ...).
 """
 
 from __future__ import annotations
