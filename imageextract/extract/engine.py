@@ -19,7 +19,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from imageextract.extract.discover import Found, decode_html
@@ -58,6 +58,19 @@ async def extract_url(url: str, options: ExtractOptions) -> SourceResult:
 async def extract_document_bytes(data: bytes, options: ExtractOptions, *, filename: str | None = None) -> SourceResult:
     """Every image in a document given as bytes (an upload); `filename` helps detect the format."""
     return await _run(filename or "document", _extract_document(data, options, filename))
+
+
+async def extract_document_file(
+    path: Path,
+    options: ExtractOptions,
+    *,
+    filename: str | None = None,
+    on_image: Callable[[ExtractedImage], None] | None = None,
+) -> SourceResult:
+    """Every image in the document file at `path`, read by the parser itself (never loaded here); with
+    `on_image`, each distinct image's bytes are handed over as they arrive and not kept
+    (`documents.extract_document_file`): a large document costs a page's images of memory, not all of them."""
+    return await _run(str(filename or path.name), _extract_file(path, options, filename, on_image))
 
 
 async def extract_source(
@@ -210,6 +223,20 @@ async def _read_path(path: Path, options: ExtractOptions) -> bytes:
         return await asyncio.to_thread(_read_capped, path, options.document_max_bytes)
     except OSError as exc:
         raise ExtractError("unsupported_input", f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+async def _extract_file(
+    path: Path, options: ExtractOptions, filename: str | None, on_image: Callable[[ExtractedImage], None] | None
+) -> list[ExtractedImage]:
+    try:
+        from imageextract.extract.documents import extract_document_file
+    except ImportError as exc:
+        raise ExtractError("unsupported_input", f"document extraction is not available: {exc}") from None
+    try:
+        images = await asyncio.to_thread(extract_document_file, path, filename=filename, options=options, on_image=on_image)
+    except OSError as exc:
+        raise ExtractError("unsupported_input", f"cannot read {path}: {exc.strerror or exc}") from None
+    return ImageList(filter_by_size(list(images), options), warnings=images.warnings)
 
 
 def _read_capped(path: Path, cap: int) -> bytes:

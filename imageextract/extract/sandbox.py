@@ -48,9 +48,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from imageextract.extract.types import ExtractedImage, ExtractError, ExtractOptions, ImageList
@@ -67,17 +69,37 @@ _BOOTSTRAP = (
 _DEBUG_KINDS = frozenset({"__sleep__", "__crash__", "__spin__", "__alloc__", "__hold__", "__pid__"})
 _HELD: list[bytes] = []  # child side: what __hold__ keeps
 _IMAGE_FIELDS = frozenset(f.name for f in dataclasses.fields(ExtractedImage)) - {"data"}
+_OnChunk = Callable[[dict[str, Any], list[bytes]], None]
 
 
-def run_document(data: bytes, *, filename: str | None, options: ExtractOptions) -> ImageList:
-    """`documents.extract_unsandboxed` in a sandbox child; the images with their bytes."""
-    reply, blobs = _POOL.run("document", None, data, filename, options)
-    digests: dict[int, str] = {}  # blob index -> SHA-256, each blob hashed once however often it is used
-    try:
-        warnings = [str(w) for w in reply.get("warnings", [])][:20]
-        return ImageList([_image_from(item, blobs, digests) for item in reply["images"]], warnings=warnings)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ExtractError("extraction_failed", f"the sandbox returned a malformed result: {exc}") from None
+def run_document(
+    data: bytes | None,
+    *,
+    filename: str | None,
+    options: ExtractOptions,
+    path: Path | None = None,
+    on_image: Callable[[ExtractedImage], None] | None = None,
+) -> ImageList:
+    """`documents.extract_unsandboxed` in a sandbox child; the images with their bytes.
+
+    The document is `data`, or the file at `path` (the child opens it; the parent never reads it). The child
+    streams a PDF's images page by page; `on_image` (see `documents.extract_document_file`) receives each
+    distinct image as its page arrives, after which its bytes are dropped."""
+    from imageextract.extract.documents import Collector
+
+    collector = Collector(on_image)
+
+    def on_frame(reply: dict[str, Any], blobs: list[bytes]) -> None:
+        digests: dict[int, str] = {}  # blob index -> SHA-256, each blob hashed once however often it is used
+        try:
+            collector.add([_image_from(item, blobs, digests) for item in reply.get("images", [])])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ExtractError("extraction_failed", f"the sandbox returned a malformed result: {exc}") from None
+
+    arg = {"path": str(path)} if path is not None else None
+    reply, blobs = _POOL.run("document", arg, data or b"", filename, options, on_chunk=on_frame)
+    on_frame(reply, blobs)
+    return collector.result([str(w) for w in reply.get("warnings", [])][:20])
 
 
 def shutdown_sandbox() -> None:
@@ -184,7 +206,11 @@ class _Worker:
             return ExtractError("extraction_failed", f"the document parser was killed by {name}{hint}")
         return ExtractError("extraction_failed", f"the document parser exited unexpectedly (exit code {code})")
 
-    def exchange(self, message: bytes, data: bytes | None, options: ExtractOptions) -> tuple[dict[str, Any], list[bytes]]:
+    def exchange(
+        self, message: bytes, data: bytes | None, options: ExtractOptions, on_chunk: _OnChunk | None = None
+    ) -> tuple[dict[str, Any], list[bytes]]:
+        """Send a task; return its final reply and blobs. Intermediate frames (`"chunk": true`, a PDF's pages)
+        go to `on_chunk` as they arrive, all within the one wall-clock deadline."""
         deadline = time.monotonic() + options.sandbox_wall_seconds
         try:
             self.conn.send_bytes(message)
@@ -192,16 +218,24 @@ class _Worker:
                 self.conn.send_bytes(data)
         except OSError:
             raise self.death(options) from None
-        try:
-            reply = json.loads(self._recv(deadline, _MAX_HEADER, options))
-            if not isinstance(reply, dict):
-                raise ValueError("reply is not an object")
-            limit = max(options.max_image_bytes, 1)
-            blobs = [self._recv(deadline, limit, options) for _ in range(int(reply.get("blobs", 0)))]
-        except (ValueError, UnicodeDecodeError) as exc:
-            self.kill()
-            raise ExtractError("extraction_failed", f"the sandbox returned a malformed reply: {exc}") from None
-        return reply, blobs
+        while True:
+            try:
+                reply = json.loads(self._recv(deadline, _MAX_HEADER, options))
+                if not isinstance(reply, dict):
+                    raise ValueError("reply is not an object")
+                limit = max(options.max_image_bytes, 1)
+                blobs = [self._recv(deadline, limit, options) for _ in range(int(reply.get("blobs", 0)))]
+            except (ValueError, UnicodeDecodeError) as exc:
+                self.kill()
+                raise ExtractError("extraction_failed", f"the sandbox returned a malformed reply: {exc}") from None
+            if not reply.get("chunk"):
+                return reply, blobs
+            if on_chunk is not None:
+                try:
+                    on_chunk(reply, blobs)
+                except BaseException:
+                    self.kill()  # the child is mid-stream: it cannot serve another task
+                    raise
 
     def _recv(self, deadline: float, maxlength: int, options: ExtractOptions) -> bytes:
         remaining = deadline - time.monotonic()
@@ -236,14 +270,16 @@ class _Pool:
         self.generation = 0
 
     def run(
-        self, kind: str, arg: Any, data: bytes, filename: str | None, options: ExtractOptions
+        self, kind: str, arg: Any, data: bytes, filename: str | None, options: ExtractOptions,
+        on_chunk: _OnChunk | None = None,
     ) -> tuple[dict[str, Any], list[bytes]]:
         limits = _Limits.of(options)
         message = pickle.dumps((kind, arg, filename, options))
         worker = self.acquire(limits)
         reuse = False
+        send = data if kind == "document" and not (isinstance(arg, dict) and arg.get("path")) else None
         try:
-            reply, blobs = worker.exchange(message, data if kind == "document" else None, options)
+            reply, blobs = worker.exchange(message, send, options, on_chunk)
             worker.tasks += 1
             rss = reply.get("rss")
             too_big = isinstance(rss, int) and limits.recycle_bytes > 0 and rss > limits.recycle_bytes
@@ -400,12 +436,16 @@ def _child_main(conn: Connection, parent: int, memory_bytes: int, cpu_hard: int)
         if not message:
             return
         kind, arg, filename, options = pickle.loads(message)  # from the parent, which we trust
-        data = conn.recv_bytes() if kind == "document" else b""
+        path = arg.get("path") if kind == "document" and isinstance(arg, dict) else None
+        data = conn.recv_bytes() if kind == "document" and not path else b""
         _task_cpu_limit(options.sandbox_cpu_seconds, cpu_hard)
         blobs: list[bytes] = []
         try:
             if kind == "document":
-                images = documents.extract_unsandboxed(data, filename=filename, options=options)
+                source: bytes | Path = Path(path) if path else data
+                images = documents.extract_unsandboxed(
+                    source, filename=filename, options=options, emit=functools.partial(_send_chunk, conn)
+                )
                 reply: dict[str, Any] = {"ok": True, "images": _pack(images, blobs), "warnings": images.warnings}
             else:
                 reply = {"ok": True, "value": _child_debug(kind, arg)}
@@ -427,6 +467,15 @@ def _child_main(conn: Connection, parent: int, memory_bytes: int, cpu_hard: int)
         conn.send_bytes(json.dumps(reply).encode())
         for blob in blobs:
             conn.send_bytes(blob)
+
+
+def _send_chunk(conn: Connection, images: list[ExtractedImage]) -> None:
+    """One intermediate frame: a page's images and their bytes, sent as soon as the page is done."""
+    blobs: list[bytes] = []
+    header = {"chunk": True, "images": _pack(images, blobs), "blobs": len(blobs)}
+    conn.send_bytes(json.dumps(header).encode())
+    for blob in blobs:
+        conn.send_bytes(blob)
 
 
 def _rss_bytes() -> int | None:

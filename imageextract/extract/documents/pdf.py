@@ -37,6 +37,8 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from imageextract.extract.documents.assets import document_image, failed_image
@@ -53,29 +55,41 @@ _HEX = re.compile(rb"#([0-9A-Fa-f]{2})")
 _PLAIN_COLORSPACES = ("DeviceRGB", "DeviceGray", "DeviceCMYK", "ICCBased", "CalRGB", "CalGray")
 
 
-def extract_pdf(data: bytes, options: ExtractOptions) -> ImageList:
+def extract_pdf(data: bytes | Path, options: ExtractOptions, *, emit: Emit | None = None) -> ImageList:
+    """The PDF's images. `data` may be a path (MuPDF then reads the file as it needs it). With `emit`, each
+    page's images are handed to it as soon as the page is done and not kept: an image drawn again on a later
+    page comes back without `data` (its `content_hash` names the bytes already emitted), so memory holds one
+    page's images, not the document's."""
     import pymupdf
 
     with _LOCK:
         pymupdf.TOOLS.mupdf_display_errors(False)
         pymupdf.TOOLS.mupdf_display_warnings(False)
         try:
-            return _Extractor(pymupdf, data, options).run()
+            return _Extractor(pymupdf, data, options, emit).run()
         finally:
             pymupdf.TOOLS.reset_mupdf_warnings()
 
 
+Emit = Callable[[list[ExtractedImage]], None]
+
+
 class _Extractor:
-    def __init__(self, pymupdf: Any, data: bytes, options: ExtractOptions) -> None:
+    def __init__(self, pymupdf: Any, data: bytes | Path, options: ExtractOptions, emit: Emit | None = None) -> None:
         self.fitz = pymupdf
         self.data = data
         self.options = options
+        self.emit = emit
         self.cache: dict[int, ExtractedImage] = {}  # xref -> prototype (bytes + probe), shared by pages
+        self.fresh: list[ExtractedImage] = []  # prototypes cached since the last emit (their bytes go out once)
         self.warnings: list[str] = []
 
     def run(self) -> ImageList:
         try:
-            doc = self.fitz.open(stream=self.data, filetype="pdf")
+            if isinstance(self.data, Path):
+                doc = self.fitz.open(str(self.data), filetype="pdf")
+            else:
+                doc = self.fitz.open(stream=self.data, filetype="pdf")
         except Exception as exc:
             raise ExtractError("extraction_failed", f"the PDF is corrupted or truncated and cannot be opened: {exc}") from None
         try:
@@ -122,7 +136,14 @@ class _Extractor:
             if rows is None:
                 continue
             try:
-                images.extend(self._page(doc.load_page(pno), pno + 1, rows, masks))
+                page_images = self._page(doc.load_page(pno), pno + 1, rows, masks)
+                if self.emit is None:
+                    images.extend(page_images)
+                elif page_images:
+                    self.emit(page_images)
+                    for proto in self.fresh:  # sent: later pages refer to these bytes by their hash
+                        proto.data = None
+                    self.fresh.clear()
             except ExtractError:
                 raise
             except Exception as exc:
@@ -235,6 +256,7 @@ class _Extractor:
         stem = f"page-{page_no}-image-{index}"
         if xref not in self.cache:
             self.cache[xref] = self._load_xref(row, stem)
+            self.fresh.append(self.cache[xref])
         proto = self.cache[xref]
         ext = proto.filename.rsplit(".", 1)[1] if "." in proto.filename else ""
         name = f"{stem}.{ext}" if ext else stem
