@@ -68,7 +68,8 @@ class JobItem:
     error_code: str | None
     error_message: str | None
     attempts: int
-    warnings: list[str] = strawberry.field(description="Engine warnings on a done item, e.g. document_repaired.")
+    warnings: list[str] = strawberry.field(default_factory=list,
+                                           description="Engine warnings on a done item, e.g. document_repaired.")
 
     @classmethod
     def from_model(cls, item: Any) -> JobItem:
