@@ -20,7 +20,8 @@ several is kept, so a busy machine inflates both alike; `--quick` shrinks the co
   stylesheet); or on the `.html` files in `--corpus`.
 - Metadata probing (`probe_image`) in images/s against Pillow's lazy `Image.open`.
 - Peak memory (`bench.engine_memory`): a long image-heavy PDF through the sandbox, peak RSS of the caller
-  and of the child, against a bare PyMuPDF loop.
+  and of the child, against a bare PyMuPDF loop; then the streaming path (`extract_document_file` with a
+  sink writing each image to disk) on the same PDF and on a 10,000-image PDF.
 """
 
 from __future__ import annotations
