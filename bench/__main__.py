@@ -6,19 +6,29 @@ import importlib
 import sys
 
 SUITES = {
-    "engine": "bench.engine",  # extraction engine: PDF vs bare PyMuPDF and pdfimages, HTML MB/s, probing, memory
+    "engine": "bench.engine",  # extraction engine: PDF vs the fair PyMuPDF anchor, HTML MB/s, probing, memory
     "pipeline": "bench.pipeline",  # the service: URL job latency, 200 concurrent jobs, 1,000-subscriber fan-out
     "exports": "bench.exports",  # result exports: time and peak memory for 1,000 and 100,000 images vs unpaged CSV
 }
 
 
 def main(argv: list[str]) -> int:
-    names = [a for a in argv if not a.startswith("-")] or list(SUITES)
+    valued = {"--corpus"}  # flags that take a value: `--corpus DIR`
+    names: list[str] = []
+    flags: list[str] = []
+    it = iter(argv)
+    for a in it:
+        if a.startswith("-"):
+            flags.append(a)
+            if a in valued:
+                flags.append(next(it, ""))
+        else:
+            names.append(a)
+    names = names or list(SUITES)
     unknown = [n for n in names if n not in SUITES]
     if unknown:
         print(f"unknown suite(s): {', '.join(unknown)}; choose from {', '.join(SUITES)}", file=sys.stderr)
         return 2
-    flags = [a for a in argv if a.startswith("-")]
     status = 0
     for name in names:
         print(f"== {name} ==", flush=True)

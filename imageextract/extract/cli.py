@@ -1,12 +1,14 @@
-"""`imageextract extract SOURCE... [--out DIR] [--json] [--min-size WxH]`
+"""`imageextract extract SOURCE... [--out DIR] [--json] [--min-size WxH] [--base-url URL] [--no-fetch]`
 
-`main(argv)` takes the arguments after `extract`. Sources (URLs or local files) are processed one after
-another. With --json, stdout gets one JSON object per source (SourceResult.to_dict(), plus `saved_as` per
-image when --out is given); otherwise a short human summary. With --out, image bytes are written to DIR under
-unique safe names. A progress bar goes to stderr only when stderr is a terminal.
+`main(argv)` takes the arguments after `extract`. Sources (URLs or local files: documents, images, saved web
+pages) are processed one after another. With --json, stdout gets one JSON object per source
+(SourceResult.to_dict(), plus `saved_as` per image when --out is given); otherwise a short human summary. With
+--out, image bytes are written to DIR under unique safe names. --base-url resolves a saved page's relative
+references. --no-fetch lists what discovery finds on web pages as JSON Lines, one object per image, without
+downloading any image. A progress bar goes to stderr only when stderr is a terminal.
 
-Exit status: 0 when every source was processed (a failed source is data, reported in its result), 2 for
-usage errors, 1 when results could not be written.
+Exit status (also in --help): 0 every source succeeded, 1 at least one source failed (or results could not be
+written), 2 usage error.
 """
 
 from __future__ import annotations
@@ -39,13 +41,41 @@ def _min_size(value: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="imageextract extract", description="Extract every image from web pages and documents."
+        prog="imageextract extract",
+        description="Extract every image from web pages (URLs or saved .html files) and documents.",
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("sources", nargs="+", metavar="SOURCE", help="http(s) URL or path to a local file")
     parser.add_argument("--out", type=Path, metavar="DIR", help="write the image files into DIR")
     parser.add_argument("--json", action="store_true", help="print one JSON object per source (JSON Lines)")
     parser.add_argument("--min-size", type=_min_size, metavar="WxH", help="skip images smaller than this")
+    parser.add_argument(
+        "--base-url",
+        type=_base_url,
+        metavar="URL",
+        help="resolve a saved page's relative references against URL (default: the page's own <base href>, "
+        "else they stay unresolved)",
+    )
+    parser.add_argument(
+        "--no-fetch",
+        action="store_true",
+        help="only discover: print every image reference found on web pages (URL, provenance, attributes, srcset "
+        "group) as JSON Lines, one per image, without downloading any image; documents are listed likewise",
+    )
     return parser
+
+
+EXIT_STATUS_HELP = """exit status:
+  0  every source succeeded
+  1  at least one source failed (its error is in the output), or the results could not be written
+  2  usage error (bad arguments)"""
+
+
+def _base_url(value: str) -> str:
+    if not value.lower().startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"expected an http(s) URL, got {value!r}")
+    return value
 
 
 class Progress:
@@ -105,9 +135,15 @@ async def run(args: argparse.Namespace, options: ExtractOptions, stdout: TextIO,
         taken = _existing_names(args.out)
     progress = Progress(len(args.sources), stderr)
     progress.show(0)
+    failed = 0
     for done, source in enumerate(args.sources, start=1):
         progress.show(done - 1, source)
-        result = await extract_source(source, options)
+        if args.no_fetch:
+            failed += await _discover_only(source, args, options, stdout)
+            progress.show(done, source)
+            continue
+        result = await extract_source(source, options, base_url=args.base_url)
+        failed += result.status != "done"
         saved = save_images(result, args.out, taken) if args.out is not None else {}
         if args.json:
             payload: dict[str, Any] = result.to_dict()
@@ -120,7 +156,27 @@ async def run(args: argparse.Namespace, options: ExtractOptions, stdout: TextIO,
         stdout.flush()
         progress.show(done, source)
     progress.close()
-    return 0
+    return 1 if failed else 0
+
+
+async def _discover_only(source: str, args: argparse.Namespace, options: ExtractOptions, stdout: TextIO) -> bool:
+    """--no-fetch: one JSON line per discovered image (a failed source gets one line with its error)."""
+    from imageextract.extract.engine import discover_source, extract_source
+
+    result, found = await discover_source(source, options, base_url=args.base_url)
+    if result.status == "done" and found is None:  # not a web page: a document has nothing to fetch
+        result = await extract_source(source, options, base_url=args.base_url)
+        records = [{k: v for k, v in i.to_dict().items() if v not in (None, [])} for i in result.images]
+    else:
+        records = [f.to_dict() for f in found or []]
+    if result.status != "done":
+        out = {"source": source, "status": "failed", "error_code": result.error_code, "error_message": result.error_message}
+        stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+        return True
+    for record in records:
+        stdout.write(json.dumps({"source": source, **record}, ensure_ascii=False, default=str) + "\n")
+    stdout.flush()
+    return False
 
 
 def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:

@@ -3,10 +3,20 @@
 Parsing is tinycss2's (a CSS Syntax Level 3 tokenizer), so comments, escapes, quoted and unquoted url()
 forms, nested @media/@supports blocks and CSS nesting are all handled the way a browser tokenizes them.
 URLs are returned as written; the caller resolves them against the stylesheet's own URL.
+
+Tokenizing a whole stylesheet in Python is slow (real pages carry 50-300 KB of inline CSS), so
+`urls_in_stylesheet` runs the tokenizer only where an image can be: it masks comments, strings, escapes and
+unquoted url() bodies (one regex pass, lengths kept), finds `url(` / `image-set(` / `@import` in what is left,
+and hands tinycss2 just the declaration (or @import rule) around each one, cut at the `{` `;` `}` the mask
+leaves visible. When an escape could spell a function or at-rule name (`\75 rl(`), the fast path cannot
+decide and the whole stylesheet goes through the tokenizer (`urls_in_stylesheet_tokenized`, the reference).
+The fast path finds everything the reference finds; it may find more: a background image inside
+@keyframes or @font-face, which the reference skips.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,22 +32,244 @@ _NESTING_AT_RULES = frozenset({"media", "supports", "document", "-moz-document",
 class CssUrls:
     images: list[str] = field(default_factory=list)  # in source order, duplicates removed
     imports: list[str] = field(default_factory=list)
+    _seen: set[str] = field(default_factory=set, repr=False, compare=False)
 
     def add_image(self, url: str) -> None:
         url = url.strip()
-        if url and url not in self.images:
+        if url and url not in self._seen:
+            self._seen.add(url)
             self.images.append(url)
 
 
-def urls_in_style_attribute(style: str) -> list[str]:
-    """Background image URLs in an inline `style="..."` attribute."""
+def urls_in_style_attribute_tokenized(style: str) -> list[str]:
+    """The reference for `urls_in_style_attribute`: the whole attribute through the tokenizer."""
     out = CssUrls()
     _declarations(tinycss2.parse_blocks_contents(style, skip_comments=True, skip_whitespace=True), out)
     return out.images
 
 
+def urls_in_style_attribute(style: str) -> list[str]:
+    """Background image URLs in an inline `style="..."` attribute."""
+    masked = _MASK.sub(_mask, style)
+    out = CssUrls()
+    if _escaped_name(style):
+        _declarations(tinycss2.parse_blocks_contents(style, skip_comments=True, skip_whitespace=True), out)
+        return out.images
+    lowered = style.lower()
+    if len(lowered) != len(style):
+        return urls_in_style_attribute_tokenized(style)
+    done_until = -1
+    for at in _hits(lowered):
+        if at < done_until or masked[at] != style[at] or masked[at] == "@":
+            continue
+        start = max(masked.rfind("{", 0, at), masked.rfind("}", 0, at), masked.rfind(";", 0, at)) + 1
+        done_until = _end(masked, at)
+        _declaration(style, masked, start, done_until, out)
+    return out.images
+
+
+# Comments, strings (also unterminated ones, which end at a newline) and escapes. (Unquoted url() bodies,
+# which may hold ; { and }, are stepped over by `_end`.)
+_MASK = re.compile(
+    r"""/\*.*?(?:\*/|\Z)"""
+    r"""|"[^"\\\n]*(?:\\.[^"\\\n]*)*(?:"|(?=\n)|\Z)"""
+    r"""|'[^'\\\n]*(?:\\.[^'\\\n]*)*(?:'|(?=\n)|\Z)"""
+    r"""|\\[0-9a-fA-F]{1,6}(?:\r\n|[ \t\n\r\f])?|\\.|\\\Z""",
+    re.S,
+)
+_HITS = ("url(", "image-set(", "src(", "@import")
+# An escape inside a function or at-rule name ("\\75 rl(", "@\\69mport"): only the tokenizer reads those. Both
+# patterns start with a literal character, so the regex engine skips ahead at memchr speed.
+_ESC = r"\\(?:[0-9a-fA-F]{1,6}(?:\r\n|[ \t\n\r\f])?|[^\n\r\f0-9a-fA-F])"
+_ESCAPED_FUNCTION = re.compile(_ESC + r"(?:[\w-]|" + _ESC + r")*\(")
+_ESCAPED_AT_RULE = re.compile(r"@[\w-]*\\")
+
+
+def _escaped_name(css: str) -> bool:
+    return "\\" in css and bool(_ESCAPED_FUNCTION.search(css) or _ESCAPED_AT_RULE.search(css))
+
+
+def _hits(lowered: str) -> list[int]:
+    """Positions of url( / image-set( / src( / @import in the lower-cased masked text, in order (str.find runs
+    at memchr speed; a case-insensitive regex alternation would test every position)."""
+    found: list[int] = []
+    for needle in _HITS:
+        at = lowered.find(needle)
+        while at >= 0:
+            if needle != "@import" or not lowered[at + 7 : at + 8].isalnum():
+                found.append(at)
+            at = lowered.find(needle, at + 1)
+    found.sort()
+    return found
+
+
+def _mask(match: re.Match[str]) -> str:
+    text = match.group()
+    first = text[0]
+    if first == "/" and text.startswith("/*"):
+        return " " * len(text)
+    if first in "\"'":
+        closed = len(text) > 1 and text[-1] == first
+        return first + "\x00" * (len(text) - (2 if closed else 1)) + (first if closed else "")
+    return "\x01" * len(text)  # an escape
+
+
 def urls_in_stylesheet(css: str | bytes, *, charset: str | None = None) -> CssUrls:
     """Background image URLs and @import targets in a stylesheet (text, or bytes with an optional charset)."""
+    if isinstance(css, bytes):
+        from tinycss2.bytes import decode_stylesheet_bytes
+
+        css, _encoding = decode_stylesheet_bytes(css, protocol_encoding=charset)
+    lowered = css.lower()
+    if len(lowered) != len(css):  # a character whose lower case is longer ("İ"): positions would not line up
+        return urls_in_stylesheet_tokenized(css)
+    hits = _hits(lowered)
+    if not hits and "\\" not in css:
+        return CssUrls()  # no url(, image-set(, src(, @import or escape anywhere: nothing to find
+    if _escaped_name(css):
+        return urls_in_stylesheet_tokenized(css)
+    masked = _MASK.sub(_mask, css)
+    out = CssUrls()
+    done_until = -1
+    for at in hits:
+        if at < done_until or masked[at] != css[at]:  # already read, or inside a comment, string or escape
+            continue  # a second url() in a declaration already read
+        if masked[at] == "@":
+            if not _top_level(masked, at):
+                continue  # @import only counts at the top level
+            end = _end(masked, at)
+            _rules(tinycss2.parse_stylesheet(css[at:end] + ";", skip_comments=True, skip_whitespace=True), out,
+                   top_level=True)
+        else:
+            start = max(masked.rfind("{", 0, at), masked.rfind("}", 0, at), masked.rfind(";", 0, at)) + 1
+            end = _end(masked, at)
+            _declaration(css, masked, start, end, out)
+        done_until = end
+    return out
+
+
+_PROPERTY = re.compile(r"[ \t\n\r\f]*(-?[A-Za-z_][A-Za-z0-9_-]*)[ \t\n\r\f]*:")
+_URL_OPEN = re.compile(r"(?i)url\([ \t\n\r\f]*")
+_NEEDS_TOKENIZER = re.compile(r"(?i)src\(|\x01")
+_VALUE_TOKEN = re.compile(r"(?i)(url\()[ \t\n\r\f]*|([\w-]*)\(|(\))|([\"'])")
+_CSS_SPACE = " \t\n\r\f"
+_BAD_STRING = re.compile(r"[\\\n\r\f]")
+_BAD_URL = re.compile(r"[\"'(\\ \t\n\r\f]")
+
+
+def _declaration(css: str, masked: str, start: int, end: int, out: CssUrls) -> None:
+    """The image URLs of the declaration css[start:end]: read directly when it is plain (a property name and
+    url() values without escapes), else through the tokenizer."""
+    name = _PROPERTY.match(masked, start, end)
+    if name is not None:
+        if name.group(1).lower() not in IMAGE_PROPERTIES:
+            return  # font src, list-style-image, custom properties...: not a background
+        value_start = name.end()
+        if not _NEEDS_TOKENIZER.search(masked, value_start, end):
+            urls = _plain_urls(css, masked, value_start, end)
+            if urls is not None:
+                for url in urls:
+                    out.add_image(url)
+                return
+    _declarations(tinycss2.parse_blocks_contents(css[start:end], skip_comments=True, skip_whitespace=True), out)
+
+
+def _plain_urls(css: str, masked: str, start: int, end: int) -> list[str] | None:
+    """url() values (and image-set() strings) in masked[start:end], read without the tokenizer; None when
+    something needs it (an escape, an unterminated string, a bad url token)."""
+    urls: list[str] = []
+    if "image-set(" not in masked[start:end].lower():
+        for m in _URL_OPEN.finditer(masked, start, end):
+            url, _ = _url_at(css, masked, m.end(), end)
+            if url is None:
+                return None
+            urls.append(url)
+        return urls
+    stack: list[bool] = []  # per open function or block: are strings directly inside it images (image-set)?
+    pos = start
+    while True:
+        m = _VALUE_TOKEN.search(masked, pos, end)
+        if m is None:
+            return urls
+        if m.group(1):
+            url, pos = _url_at(css, masked, m.end(), end)
+            if url is None:
+                return None
+            urls.append(url)
+        elif m.group(3):
+            if stack:
+                stack.pop()
+            pos = m.end()
+        elif m.group(4):
+            close = masked.find(m.group(4), m.end(), end)
+            if close < 0:
+                return None
+            if stack and stack[-1]:
+                if _BAD_STRING.search(css, m.end(), close):
+                    return None
+                urls.append(css[m.end() : close])
+            pos = close + 1
+        else:
+            name = m.group(2).lower()
+            stack.append(name in _IMAGE_SET if name else bool(stack and stack[-1]))
+            pos = m.end()
+
+
+def _url_at(css: str, masked: str, at: int, end: int) -> tuple[str | None, int]:
+    """The URL of the url( opened just before `at`, and the position after its closing parenthesis."""
+    quote = masked[at] if at < end else ""
+    if quote in ("\"", "'"):
+        close = masked.find(quote, at + 1, end)
+        if close < 0:
+            return None, end
+        value = css[at + 1 : close]
+        if "\\" in value or "\n" in value or "\r" in value or "\f" in value:
+            return None, end  # an escape or a bad (unterminated) string: the tokenizer decides
+        after = masked.find(")", close, end)
+        return value, (after + 1 if after >= 0 else end)
+    close = masked.find(")", at, end)
+    if close < 0:
+        return None, end
+    body = css[at:close].strip(_CSS_SPACE)
+    if _BAD_URL.search(body):
+        return None, end  # a bad url token: let the tokenizer decide
+    return body, close + 1
+
+
+def _top_level(masked: str, at: int) -> bool:
+    """Whether `at` is outside every {} block (a stray } at the top level closes nothing)."""
+    if masked.count("{", 0, at) == 0:
+        return True
+    depth = 0
+    for brace in _BRACES.finditer(masked, 0, at):
+        depth = depth + 1 if brace.group() == "{" else max(0, depth - 1)
+    return depth == 0
+
+
+_BRACES = re.compile(r"[{}]")
+
+
+def _end(masked: str, at: int) -> int:
+    """Where the declaration (or @import rule) holding `at` ends: the next ; or } outside an unquoted url()."""
+    pos = at
+    while True:
+        semi, brace = masked.find(";", pos), masked.find("}", pos)
+        ends = [e for e in (semi, brace) if e >= 0]
+        end = min(ends) if ends else len(masked)
+        url = _URL_BODY.search(masked, pos, end)
+        if url is None:
+            return end
+        close = masked.find(")", url.end())
+        if close < 0:
+            return len(masked)
+        pos = close + 1
+
+
+_URL_BODY = re.compile(r"[uU][rR][lL]\([ \t\n\r\f]*(?=[^\"' \t\n\r\f)])")
+
+
+def urls_in_stylesheet_tokenized(css: str | bytes, *, charset: str | None = None) -> CssUrls:
+    """The reference: the whole stylesheet through tinycss2's tokenizer."""
     if isinstance(css, bytes):
         rules, _encoding = tinycss2.parse_stylesheet_bytes(
             css, protocol_encoding=charset, skip_comments=True, skip_whitespace=True

@@ -5,6 +5,11 @@ reference it can see: <img> src/srcset and lazy-load attributes, <picture>/<sour
 inline style and <style> background images, Open Graph / Twitter / itemprop images, icons, video posters,
 inline <svg> and data: URIs, all resolved against <base href>. It also returns the same-origin stylesheets the
 caller should fetch (`Discovery.stylesheets`). Duplicates are merged by absolute URL (see `merge`).
+
+Speed: lexbor selects the elements that can hold an image (in document order) instead of Python visiting
+every node; CSS goes through `css.urls_in_stylesheet`'s scan rather than the full tokenizer; plain URLs are
+resolved without urljoin. `discover(..., reference=True)` is the slow, obviously complete walk (every node,
+every stylesheet tokenized) that tests and the benchmark check the fast one against: it finds nothing more.
 """
 
 from __future__ import annotations
@@ -20,18 +25,28 @@ from urllib.parse import unquote_to_bytes, urljoin, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from imageextract.extract.css import urls_in_style_attribute, urls_in_stylesheet
+from imageextract.extract.css import (
+    urls_in_style_attribute,
+    urls_in_style_attribute_tokenized,
+    urls_in_stylesheet,
+    urls_in_stylesheet_tokenized,
+)
 from imageextract.extract.srcset import SrcCandidate, parse_srcset, pick_best
 
 LAZY_SRC_ATTRS = ("data-src", "data-lazy-src", "data-original")
 LAZY_SRCSET_ATTRS = ("data-srcset", "data-lazy-srcset")
+_IMG_EXTRAS = ("srcset", *LAZY_SRC_ATTRS, *LAZY_SRCSET_ATTRS)
 META_IMAGE_KEYS = ("og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src")
 META_ALT_KEYS = {"og:image:alt", "twitter:image:alt"}
 ICON_RELS = frozenset({"icon", "apple-touch-icon", "apple-touch-icon-precomposed", "mask-icon"})
 # Which construct wins when one image is found several ways (a richer, more specific provenance first).
 CONSTRUCT_RANK = {"picture": 0, "srcset": 1, "img": 2, "svg": 3, "data-uri": 4, "video": 5, "meta": 6, "css": 7, "icon": 8}
 _TAB_NL = re.compile(r"[\t\n\r]")
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _PLAIN_PATH = re.compile(r"^/[^/\\][^\\]*$")  # root-relative, no backslashes (urljoin's cases stay with urljoin)
+_PLAIN_ABSOLUTE = re.compile(r"^[hH][tT][tT][pP][sS]?://[A-Za-z0-9.\-]+(?::\d+)?(?:/|$)")  # no userinfo, no IPv6
+_ODD_QUERY = re.compile(r"\?(?:#|$)|^[^?#]*#.*\?")  # an empty query or a "?" after the fragment: urljoin's job
+_PLAIN_RELATIVE = re.compile(r"^[A-Za-z0-9_~%!$&*+,=@-][^:?#\\]*(?:[?#].*)?$")  # "img/a.jpg", no scheme
 
 
 @lru_cache(maxsize=256)
@@ -43,15 +58,39 @@ def _origin(base: str) -> tuple[str, str] | None:
     return scheme, parts.netloc.lower()
 
 
+@lru_cache(maxsize=256)
+def _directory(base: str) -> str | None:
+    """The normalised base up to its last "/" ("https://h/a/b?q" -> "https://h/a/"), or None if not http(s)."""
+    parts = urlsplit(base)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.netloc:
+        return None
+    path = parts.path or "/"
+    if "/." in path:
+        return None  # dot segments: urljoin normalises them
+    return f"{scheme}://{parts.netloc.lower()}{path[: path.rfind('/') + 1]}"
+
+
 def _absolute(base: str, value: str) -> str | None:
-    """`value` resolved against `base` as an http(s) URL without fragment, or None. Root-relative paths
-    without dot segments (most of a page's images) skip urljoin, which dominates discovery time."""
+    """`value` resolved against `base` as an http(s) URL without fragment, or None. Plain root-relative,
+    document-relative and absolute http(s) URLs without dot segments (most of a page's images) skip
+    urljoin, which dominates discovery time; everything else goes through it."""
     try:
-        if _PLAIN_PATH.match(value) and "/." not in value:
-            origin = _origin(base)
-            if origin is not None:
-                path, _, _ = value.partition("#")
-                return f"{origin[0]}://{origin[1]}{path}"
+        if "/." not in value and "\\" not in value and not value.startswith(".") and not _ODD_QUERY.search(value):
+            if _PLAIN_PATH.match(value):
+                origin = _origin(base)
+                if origin is not None:
+                    path, _, _ = value.partition("#")
+                    return f"{origin[0]}://{origin[1]}{path}"
+            elif _PLAIN_ABSOLUTE.match(value):
+                scheme, _, rest = value.partition("://")
+                host, slash, path = rest.partition("/")
+                path = path.partition("#")[0]
+                return f"{scheme.lower()}://{host.lower()}/{path}" if slash or not path else None
+            elif _PLAIN_RELATIVE.match(value):
+                directory = _directory(base)
+                if directory is not None:
+                    return directory + value.partition("#")[0]
         parts = urlsplit(urljoin(base, value))
     except ValueError:
         return None
@@ -79,6 +118,22 @@ class Found:
     @property
     def is_remote(self) -> bool:
         return self.url.startswith(("http://", "https://"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """What was discovered, without fetching: URL (as written when it could not be resolved), provenance,
+        labels and the srcset group (`variants`); inline SVG markup is summarised by its length."""
+        return {
+            "url": self.url,
+            "resolved": self.is_remote or self.url.startswith(("data:", "inline-svg:")),
+            "construct": self.construct,
+            "alt_text": self.alt_text,
+            "title": self.title,
+            "aria_label": self.aria_label,
+            "is_lazy_loaded": self.is_lazy_loaded,
+            "media_type": self.media_type,
+            "variants": list(self.variants),
+            "inline_bytes": len(self.data) if self.data is not None else None,
+        }
 
     def richness(self) -> tuple[int, int]:
         filled = sum(1 for v in (self.alt_text, self.title, self.aria_label) if v)
@@ -140,10 +195,15 @@ def _clean(value: str | None) -> str | None:
     return value or None
 
 
+_INTERESTING = "img, picture, noscript, style, link, meta, video, svg, [style], [itemprop]"
+
+
 class _Walker:
-    def __init__(self, page_url: str) -> None:
+    def __init__(self, page_url: str, base_url: str | None = None, *, reference: bool = False) -> None:
+        self.reference = reference
         self.page_url = page_url
-        self.base_url = page_url
+        self.base_url = base_url or page_url
+        self.fixed_base = base_url is not None  # a caller's base wins over the page's <base href>
         self.found: list[Found] = []
         self.stylesheets: list[str] = []
         self._meta_alt: dict[str, str] = {}
@@ -153,12 +213,20 @@ class _Walker:
     def resolve(self, value: str | None, base: str | None = None) -> str | None:
         if value is None:
             return None
-        value = _TAB_NL.sub("", value).strip(" \x0c")
+        if "\t" in value or "\n" in value or "\r" in value:
+            value = _TAB_NL.sub("", value)
+        value = value.strip(" \x0c")
         if not value or value.startswith("#"):
             return None
         if value[:5].lower() == "data:":
             return "data:" + value[5:]
-        return _absolute(base or self.base_url, value)
+        base = base or self.base_url
+        if not base:  # a saved page with no base URL: keep relative references as written (not fetchable)
+            absolute = _absolute("http://unresolved.invalid/", value)
+            if absolute is None or _URL_SCHEME.match(value) or value.startswith("//"):
+                return absolute  # absolute http(s) references are still usable; other schemes are not images
+            return value
+        return _absolute(base, value)
 
     def add(self, url: str | None, construct: str, **fields: Any) -> Found | None:
         if url is None:
@@ -175,39 +243,48 @@ class _Walker:
 
     def walk(self, tree: LexborHTMLParser, *, from_noscript: bool = False) -> None:
         if not from_noscript:
-            base = tree.css_first("base[href]")
+            base = None if self.fixed_base else tree.css_first("base[href]")
             if base is not None:
-                resolved = self.resolve(base.attributes.get("href"), self.page_url)
+                resolved = self.resolve(base.attributes.get("href"), self.page_url or None)
+                resolved = resolved if resolved and resolved.startswith(("http://", "https://")) else None
                 if resolved:
                     self.base_url = resolved
             for meta in tree.css("meta"):
                 key = (meta.attributes.get("property") or meta.attributes.get("name") or "").strip().lower()
                 if key in META_ALT_KEYS and meta.attributes.get("content"):
                     self._meta_alt.setdefault(key.split(":")[0], meta.attributes.get("content") or "")
-        root = tree.root
-        if root is None:
+        if self.reference:  # every node, in order (the reference walk)
+            root = tree.root
+            if root is None:
+                return
+            for node in root.traverse(include_text=False):
+                self.visit(node, from_noscript=from_noscript)
             return
-        for node in root.traverse(include_text=False):
-            self.visit(node, from_noscript=from_noscript)
+        # Only the elements `visit` acts on, matched by lexbor in document order: the same visits, far fewer
+        # Python calls (a page has thousands of <div>, <a> and <span> that can hold no image).
+        # Descendants of inline <svg> are part of the SVG image (<template> content is not in the tree at all).
+        in_svg = {n.mem_id for n in tree.css("svg *")}
+        for node in tree.css(_INTERESTING):
+            self.visit(node, from_noscript=from_noscript, in_svg=in_svg)
 
-    def visit(self, node: LexborNode, *, from_noscript: bool) -> None:
+    def visit(self, node: LexborNode, *, from_noscript: bool, in_svg: set[int] | None = None) -> None:
         tag = node.tag
         if tag is None or tag.startswith("-"):
             return
         if tag == "svg":
-            if not _has_ancestor(node, {"svg"}):
+            if not (node.mem_id in in_svg if in_svg is not None else _has_ancestor(node, {"svg"})):
                 self.inline_svg(node)
             return
-        if _has_ancestor(node, {"svg", "template"}):
+        if node.mem_id in in_svg if in_svg is not None else _has_ancestor(node, {"svg", "template"}):
             return
         attrs = node.attributes
         style = attrs.get("style")
         if style and "url(" in style.lower():
-            for u in urls_in_style_attribute(style):
-                self.add(self.resolve(u), "css", **_labels(node))
+            for u in (urls_in_style_attribute_tokenized if self.reference else urls_in_style_attribute)(style):
+                self.add(self.resolve(u), "css", **_labels(attrs))
         if tag == "img":
             if node.parent is None or node.parent.tag != "picture":
-                self.img(node)
+                self.img(node, attrs)
         elif tag == "picture":
             self.picture(node)
         elif tag == "noscript":
@@ -216,23 +293,32 @@ class _Walker:
             if inner and "<" in inner and not from_noscript:
                 self.walk(_parse(inner), from_noscript=True)
         elif tag == "style":
-            css = urls_in_stylesheet(node.text(deep=True) or "")
+            parse = urls_in_stylesheet_tokenized if self.reference else urls_in_stylesheet
+            css = parse(node.text(deep=True) or "")
             for u in css.images:
                 self.add(self.resolve(u), "css")
             for imp in css.imports:
                 self.stylesheet(self.resolve(imp))
         elif tag == "link":
-            self.link(node)
+            self.link(node, attrs)
         elif tag == "meta":
-            self.meta(node)
+            self.meta(node, attrs)
         elif tag == "video":
-            self.add(self.resolve(attrs.get("poster")), "video", **_labels(node))
+            self.add(self.resolve(attrs.get("poster")), "video", **_labels(attrs))
         if tag not in ("img", "meta") and "image" in (attrs.get("itemprop") or "").lower().split():
-            self.add(self.resolve(attrs.get("href") or attrs.get("src")), "meta", **_labels(node))
+            self.add(self.resolve(attrs.get("href") or attrs.get("src")), "meta", **_labels(attrs))
 
-    def img(self, node: LexborNode) -> None:
-        cands, lazy = _img_candidates(node)
-        self.group(cands, "img", node, lazy=lazy)
+    def img(self, node: LexborNode, attrs: dict[str, str | None] | None = None) -> None:
+        a = node.attributes if attrs is None else attrs
+        if not any(name in a for name in _IMG_EXTRAS):  # the common <img src>: one candidate, no srcset
+            url = self.resolve(a.get("src"))
+            if url:
+                self.add(url, "img", is_lazy_loaded=(a.get("loading") or "").strip().lower() == "lazy",
+                         alt_text=_clean(a.get("alt")), title=_clean(a.get("title")),
+                         aria_label=_clean(a.get("aria-label")))
+            return
+        cands, lazy = _img_candidates(node, a)
+        self.group(cands, "img", a, lazy=lazy)
 
     def picture(self, node: LexborNode) -> None:
         cands: list[SrcCandidate] = []
@@ -254,7 +340,8 @@ class _Walker:
                 lazy = lazy or img_lazy
         self.group(cands, "picture", img_node or node, lazy=lazy)
 
-    def group(self, cands: list[SrcCandidate], construct: str, node: LexborNode, *, lazy: bool) -> None:
+    def group(self, cands: list[SrcCandidate], construct: str, node: LexborNode | dict[str, str | None], *,
+              lazy: bool) -> None:
         resolved = [(c, self.resolve(c.url)) for c in cands]
         resolved = [(c, u) for c, u in resolved if u]
         if not resolved:
@@ -272,19 +359,19 @@ class _Walker:
                 variants.append(c.as_variant(u))
         self.add(url_of[id(best)], construct, is_lazy_loaded=lazy, variants=variants, media_type=best.type, **_labels(node))
 
-    def link(self, node: LexborNode) -> None:
-        a = node.attributes
+    def link(self, node: LexborNode, attrs: dict[str, str | None] | None = None) -> None:
+        a = node.attributes if attrs is None else attrs
         rels = set((a.get("rel") or "").lower().split())
         href = a.get("href")
         if "stylesheet" in rels and "alternate" not in rels:
             self.stylesheet(self.resolve(href))
         if rels & ICON_RELS:
-            self.add(self.resolve(href), "icon", media_type=_clean(a.get("type")), **_labels(node))
+            self.add(self.resolve(href), "icon", media_type=_clean(a.get("type")), **_labels(a))
         if "image_src" in rels:
             self.add(self.resolve(href), "meta", media_type=_clean(a.get("type")))
 
-    def meta(self, node: LexborNode) -> None:
-        a = node.attributes
+    def meta(self, node: LexborNode, attrs: dict[str, str | None] | None = None) -> None:
+        a = node.attributes if attrs is None else attrs
         content = a.get("content")
         key = (a.get("property") or a.get("name") or "").strip().lower()
         if key in META_IMAGE_KEYS:
@@ -320,8 +407,8 @@ def _parse(html: str) -> LexborHTMLParser:
     return LexborHTMLParser(html, scripting=True)
 
 
-def _img_candidates(node: LexborNode) -> tuple[list[SrcCandidate], bool]:
-    a = node.attributes
+def _img_candidates(node: LexborNode, a: dict[str, str | None] | None = None) -> tuple[list[SrcCandidate], bool]:
+    a = node.attributes if a is None else a
     lazy = (a.get("loading") or "").strip().lower() == "lazy"
     cands: list[SrcCandidate] = []
     lazy_src = next((name for name in LAZY_SRC_ATTRS if (a.get(name) or "").strip()), None)
@@ -339,8 +426,8 @@ def _img_candidates(node: LexborNode) -> tuple[list[SrcCandidate], bool]:
     return cands, lazy or bool(lazy_src or lazy_srcset)
 
 
-def _labels(node: LexborNode) -> dict[str, Any]:
-    a = node.attributes
+def _labels(node: LexborNode | dict[str, str | None]) -> dict[str, Any]:
+    a = node if isinstance(node, dict) else node.attributes  # callers pass the dict they already built
     return {"alt_text": _clean(a.get("alt")), "title": _clean(a.get("title")), "aria_label": _clean(a.get("aria-label"))}
 
 
@@ -366,6 +453,9 @@ def merge(found: list[Found]) -> list[Found]:
         groups.setdefault(f.url, []).append(f)
     merged: list[Found] = []
     for items in groups.values():
+        if len(items) == 1:  # most images appear once: nothing to merge
+            merged.append(items[0])
+            continue
         first = items[0]
         primary = max(items, key=lambda f: (f.richness(), -f.order))
         out = Found(
@@ -392,8 +482,12 @@ def merge(found: list[Found]) -> list[Found]:
     return merged
 
 
-def discover(html: str, page_url: str) -> Discovery:
-    walker = _Walker(page_url)
+def discover(html: str, page_url: str, *, base_url: str | None = None, reference: bool = False) -> Discovery:
+    """Every image reference in `html`. Relative references resolve against `base_url` when given, else the
+    page's `<base href>`, else `page_url`; with none of them (a saved page, `page_url=""`) they are kept as
+    written. `reference=True` is the slow walk the fast one is checked against: every node visited, every
+    stylesheet through the full tokenizer."""
+    walker = _Walker(page_url, base_url, reference=reference)
     walker.walk(_parse(html))
     return Discovery(page_url=page_url, base_url=walker.base_url, images=merge(walker.found), stylesheets=walker.stylesheets)
 

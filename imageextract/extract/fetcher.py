@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import socket
 import ssl
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -30,13 +31,15 @@ from urllib.parse import urljoin
 import httpcore
 import httpx
 
-from imageextract.extract.ssrf import IPAddress, SafeURL, parse_url, resolve_url
+from imageextract.extract.ssrf import TRANSIENT_EAI, IPAddress, SafeURL, parse_url, resolve_url
 from imageextract.extract.types import ExtractError, ExtractOptions
 
 # A byte cap, or a function of the response's media type (None when absent) returning one.
 ByteLimit = int | Callable[[str | None], int]
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Answers that say "not now" rather than "no": trying the same URL again later may succeed.
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523, 524})
 _SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
@@ -278,7 +281,9 @@ class SafeFetcher:
                     method, url, content, dict(headers or {}), max_bytes, follow_redirects, truncate=truncate
                 )
         except TimeoutError:
-            raise ExtractError("timeout", f"fetching {url[:200]} took longer than {self.options.total_timeout:g}s") from None
+            raise ExtractError(
+                "timeout", f"fetching {url[:200]} took longer than {self.options.total_timeout:g}s", transient=True
+            ) from None
 
     async def _follow(
         self,
@@ -351,9 +356,13 @@ class SafeFetcher:
         except ExtractError:
             raise
         except httpcore.TimeoutException as exc:
-            raise ExtractError("timeout", f"{url.url[:200]}: {type(exc).__name__} {exc}".strip()) from None
+            raise ExtractError(
+                "timeout", f"{url.url[:200]}: {type(exc).__name__} {exc}".strip(), transient=True
+            ) from None
         except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol, OSError) as exc:
-            raise ExtractError("fetch_failed", f"{url.url[:200]}: {type(exc).__name__} {exc}".strip()) from None
+            raise ExtractError(
+                "fetch_failed", f"{url.url[:200]}: {type(exc).__name__} {exc}".strip(), transient=is_transient_error(exc)
+            ) from None
         media, charset = _media_type(resp_headers)
         return FetchResult(
             status=response.status,
@@ -395,6 +404,34 @@ class SafeFetcher:
         except zlib.error as exc:
             raise ExtractError("fetch_failed", f"{url.url[:200]}: bad {decoder.encoding} body: {exc}") from None
         return b"".join(chunks), decoder.overflowed
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """Whether a network failure may pass on a later attempt, judged by the exception's type (and, for
+    resolver errors, its error number), never by its message.
+
+    Transient: timeouts, refused/reset/aborted connections, a peer that broke the protocol mid-response, a
+    resolver that did not answer (EAI_AGAIN). Final: a name that does not exist (EAI_NONAME, EAI_NODATA), a
+    certificate that does not verify, a scheme or request we will not send, a local protocol error.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # httpcore wraps the OS error: look underneath
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return False
+        if isinstance(current, socket.gaierror):
+            return current.errno in TRANSIENT_EAI
+        current = current.__cause__ or current.__context__
+    if isinstance(exc, (TimeoutError, httpcore.TimeoutException)):
+        return True
+    if isinstance(exc, (httpcore.UnsupportedProtocol, httpcore.LocalProtocolError)):
+        return False
+    if isinstance(exc, (httpcore.NetworkError, httpcore.RemoteProtocolError)):
+        return True
+    if isinstance(exc, (ConnectionError, OSError)):
+        return True
+    return False
 
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:

@@ -10,8 +10,9 @@ the pipe is a multiprocessing `Connection` over an inherited socket.
 - each child sets RLIMIT_AS = `options.sandbox_memory_bytes` and no core dumps at start, and before each task
   a soft RLIMIT_CPU of `options.sandbox_cpu_seconds` more than it has used so far (SIGXCPU ends it);
 - the parent waits at most `options.sandbox_wall_seconds` for the answer, then SIGKILLs the child;
-- a child serves at most `options.sandbox_max_tasks` tasks, then is replaced (also after a MemoryError or an
-  unexpected exception inside it, and whenever it died);
+- children are warm: each loads PyMuPDF once and serves task after task; after each task it reports its
+  resident memory, and one past `options.sandbox_recycle_bytes` is replaced (also after a MemoryError or an
+  unexpected exception inside it, whenever it died, and after `options.sandbox_max_tasks` tasks, a backstop);
 - a pool of up to `POOL_SIZE` children serves callers from any number of threads; children are keyed by their
   limits, so calls with different limits never share a child;
 - children die with the thread that started them (PR_SET_PDEATHSIG, Linux) and exit on EOF; starts happen on
@@ -20,10 +21,13 @@ the pipe is a multiprocessing `Connection` over an inherited socket.
 Outcomes: a killed or crashed child becomes ExtractError("timeout") for the wall-clock deadline or the CPU
 limit (SIGXCPU), ExtractError("extraction_failed") for anything else (out of memory, a signal, an exit).
 Results come back as JSON plus raw byte blobs (never pickle), so a compromised child cannot run code in the
-parent; identical image bytes travel once and are shared.
+parent; identical image bytes travel once and are shared. Each image's SHA-256 is computed once, in the child,
+and the parent takes it (after checking it is 64 hex digits) instead of hashing the bytes again: a child able
+to lie about a digest could as well send other bytes, and nothing trusts `content_hash` to address stored
+data (storage keys are derived from the bytes when they are written).
 
 Public: `run_document(data, *, filename, options)`, `shutdown_sandbox()` (registered with atexit),
-`worker_pids()`. Tests reach the private task kinds (sleep, crash, spin, alloc, pid) through `_debug_task`;
+`worker_pids()`. Tests reach the private task kinds (sleep, crash, spin, alloc, hold, pid) through `_debug_task`;
 document content can never select a task kind.
 """
 
@@ -44,12 +48,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
-from imageextract.extract.types import ExtractedImage, ExtractError, ExtractOptions
+from imageextract.extract.types import ExtractedImage, ExtractError, ExtractOptions, ImageList
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +66,40 @@ _BOOTSTRAP = (
     "import json, sys; sys.path[:0] = json.loads(sys.argv[1]); "
     "from imageextract.extract.sandbox import _child_entry; _child_entry(sys.argv[2:])"
 )
-_DEBUG_KINDS = frozenset({"__sleep__", "__crash__", "__spin__", "__alloc__", "__pid__"})
+_DEBUG_KINDS = frozenset({"__sleep__", "__crash__", "__spin__", "__alloc__", "__hold__", "__pid__"})
+_HELD: list[bytes] = []  # child side: what __hold__ keeps
 _IMAGE_FIELDS = frozenset(f.name for f in dataclasses.fields(ExtractedImage)) - {"data"}
+_OnChunk = Callable[[dict[str, Any], list[bytes]], None]
 
 
-def run_document(data: bytes, *, filename: str | None, options: ExtractOptions) -> list[ExtractedImage]:
-    """`documents.extract_unsandboxed` in a sandbox child; the images with their bytes."""
-    reply, blobs = _POOL.run("document", None, data, filename, options)
-    digests: dict[int, str] = {}  # blob index -> SHA-256, each blob hashed once however often it is used
-    try:
-        return [_image_from(item, blobs, digests) for item in reply["images"]]
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ExtractError("extraction_failed", f"the sandbox returned a malformed result: {exc}") from None
+def run_document(
+    data: bytes | None,
+    *,
+    filename: str | None,
+    options: ExtractOptions,
+    path: Path | None = None,
+    on_image: Callable[[ExtractedImage], None] | None = None,
+) -> ImageList:
+    """`documents.extract_unsandboxed` in a sandbox child; the images with their bytes.
+
+    The document is `data`, or the file at `path` (the child opens it; the parent never reads it). The child
+    streams a PDF's images page by page; `on_image` (see `documents.extract_document_file`) receives each
+    distinct image as its page arrives, after which its bytes are dropped."""
+    from imageextract.extract.documents import Collector
+
+    collector = Collector(on_image)
+
+    def on_frame(reply: dict[str, Any], blobs: list[bytes]) -> None:
+        digests: dict[int, str] = {}  # blob index -> SHA-256, each blob hashed once however often it is used
+        try:
+            collector.add([_image_from(item, blobs, digests) for item in reply.get("images", [])])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ExtractError("extraction_failed", f"the sandbox returned a malformed result: {exc}") from None
+
+    arg = {"path": str(path)} if path is not None else None
+    reply, blobs = _POOL.run("document", arg, data or b"", filename, options, on_chunk=on_frame)
+    on_frame(reply, blobs)
+    return collector.result([str(w) for w in reply.get("warnings", [])][:20])
 
 
 def shutdown_sandbox() -> None:
@@ -100,10 +128,12 @@ class _Limits:
     memory_bytes: int
     cpu_seconds: int
     max_tasks: int
+    recycle_bytes: int
 
     @classmethod
     def of(cls, options: ExtractOptions) -> _Limits:
-        return cls(options.sandbox_memory_bytes, max(1, options.sandbox_cpu_seconds), max(1, options.sandbox_max_tasks))
+        return cls(options.sandbox_memory_bytes, max(1, options.sandbox_cpu_seconds), max(1, options.sandbox_max_tasks),
+                   max(0, options.sandbox_recycle_bytes))
 
 
 class _Worker:
@@ -113,7 +143,7 @@ class _Worker:
         self.tasks = 0
         self.killed = False
         parent, child = multiprocessing.Pipe(duplex=True)
-        cpu_hard = limits.cpu_seconds * (limits.max_tasks + 1) + 5  # the soft limit is set per task
+        cpu_hard = limits.cpu_seconds * (min(limits.max_tasks, 1000) + 1) + 5  # the soft limit is set per task
         argv = [
             sys.executable,
             "-I",
@@ -176,7 +206,11 @@ class _Worker:
             return ExtractError("extraction_failed", f"the document parser was killed by {name}{hint}")
         return ExtractError("extraction_failed", f"the document parser exited unexpectedly (exit code {code})")
 
-    def exchange(self, message: bytes, data: bytes | None, options: ExtractOptions) -> tuple[dict[str, Any], list[bytes]]:
+    def exchange(
+        self, message: bytes, data: bytes | None, options: ExtractOptions, on_chunk: _OnChunk | None = None
+    ) -> tuple[dict[str, Any], list[bytes]]:
+        """Send a task; return its final reply and blobs. Intermediate frames (`"chunk": true`, a PDF's pages)
+        go to `on_chunk` as they arrive, all within the one wall-clock deadline."""
         deadline = time.monotonic() + options.sandbox_wall_seconds
         try:
             self.conn.send_bytes(message)
@@ -184,16 +218,24 @@ class _Worker:
                 self.conn.send_bytes(data)
         except OSError:
             raise self.death(options) from None
-        try:
-            reply = json.loads(self._recv(deadline, _MAX_HEADER, options))
-            if not isinstance(reply, dict):
-                raise ValueError("reply is not an object")
-            limit = max(options.max_image_bytes, 1)
-            blobs = [self._recv(deadline, limit, options) for _ in range(int(reply.get("blobs", 0)))]
-        except (ValueError, UnicodeDecodeError) as exc:
-            self.kill()
-            raise ExtractError("extraction_failed", f"the sandbox returned a malformed reply: {exc}") from None
-        return reply, blobs
+        while True:
+            try:
+                reply = json.loads(self._recv(deadline, _MAX_HEADER, options))
+                if not isinstance(reply, dict):
+                    raise ValueError("reply is not an object")
+                limit = max(options.max_image_bytes, 1)
+                blobs = [self._recv(deadline, limit, options) for _ in range(int(reply.get("blobs", 0)))]
+            except (ValueError, UnicodeDecodeError) as exc:
+                self.kill()
+                raise ExtractError("extraction_failed", f"the sandbox returned a malformed reply: {exc}") from None
+            if not reply.get("chunk"):
+                return reply, blobs
+            if on_chunk is not None:
+                try:
+                    on_chunk(reply, blobs)
+                except BaseException:
+                    self.kill()  # the child is mid-stream: it cannot serve another task
+                    raise
 
     def _recv(self, deadline: float, maxlength: int, options: ExtractOptions) -> bytes:
         remaining = deadline - time.monotonic()
@@ -228,16 +270,20 @@ class _Pool:
         self.generation = 0
 
     def run(
-        self, kind: str, arg: Any, data: bytes, filename: str | None, options: ExtractOptions
+        self, kind: str, arg: Any, data: bytes, filename: str | None, options: ExtractOptions,
+        on_chunk: _OnChunk | None = None,
     ) -> tuple[dict[str, Any], list[bytes]]:
         limits = _Limits.of(options)
         message = pickle.dumps((kind, arg, filename, options))
         worker = self.acquire(limits)
         reuse = False
+        send = data if kind == "document" and not (isinstance(arg, dict) and arg.get("path")) else None
         try:
-            reply, blobs = worker.exchange(message, data if kind == "document" else None, options)
+            reply, blobs = worker.exchange(message, send, options, on_chunk)
             worker.tasks += 1
-            reuse = not reply.get("recycle") and worker.tasks < limits.max_tasks
+            rss = reply.get("rss")
+            too_big = isinstance(rss, int) and limits.recycle_bytes > 0 and rss > limits.recycle_bytes
+            reuse = not reply.get("recycle") and not too_big and worker.tasks < limits.max_tasks
         finally:
             self.release(worker, reuse)
         if not reply.get("ok"):
@@ -315,8 +361,10 @@ def _image_from(item: dict[str, Any], blobs: list[bytes], digests: dict[int, str
         index = int(blob)
         data = blobs[index]
         digest = digests.get(index)
-        if digest is None:  # recomputed: the parent does not trust the child's hashes
-            digest = digests[index] = hashlib.sha256(data).hexdigest()
+        if digest is None:  # the child's digest when it is well formed (see the module docstring), else ours
+            claimed = item.get("content_hash")
+            ok = isinstance(claimed, str) and len(claimed) == 64 and all(c in "0123456789abcdef" for c in claimed)
+            digest = digests[index] = claimed if ok else hashlib.sha256(data).hexdigest()
         image.data, image.file_size, image.content_hash, image.document_asset_hash = data, len(data), digest, digest
     return image
 
@@ -388,13 +436,17 @@ def _child_main(conn: Connection, parent: int, memory_bytes: int, cpu_hard: int)
         if not message:
             return
         kind, arg, filename, options = pickle.loads(message)  # from the parent, which we trust
-        data = conn.recv_bytes() if kind == "document" else b""
+        path = arg.get("path") if kind == "document" and isinstance(arg, dict) else None
+        data = conn.recv_bytes() if kind == "document" and not path else b""
         _task_cpu_limit(options.sandbox_cpu_seconds, cpu_hard)
         blobs: list[bytes] = []
         try:
             if kind == "document":
-                images = documents.extract_unsandboxed(data, filename=filename, options=options)
-                reply: dict[str, Any] = {"ok": True, "images": _pack(images, blobs)}
+                source: bytes | Path = Path(path) if path else data
+                images = documents.extract_unsandboxed(
+                    source, filename=filename, options=options, emit=functools.partial(_send_chunk, conn)
+                )
+                reply: dict[str, Any] = {"ok": True, "images": _pack(images, blobs), "warnings": images.warnings}
             else:
                 reply = {"ok": True, "value": _child_debug(kind, arg)}
         except ExtractError as exc:
@@ -411,9 +463,31 @@ def _child_main(conn: Connection, parent: int, memory_bytes: int, cpu_hard: int)
             reply = {"ok": False, "code": "extraction_failed", "message": f"{type(exc).__name__}: {exc}", "recycle": True}
         del data
         reply["blobs"] = len(blobs)
+        reply["rss"] = _rss_bytes()
         conn.send_bytes(json.dumps(reply).encode())
         for blob in blobs:
             conn.send_bytes(blob)
+
+
+def _send_chunk(conn: Connection, images: list[ExtractedImage]) -> None:
+    """One intermediate frame: a page's images and their bytes, sent as soon as the page is done."""
+    blobs: list[bytes] = []
+    header = {"chunk": True, "images": _pack(images, blobs), "blobs": len(blobs)}
+    conn.send_bytes(json.dumps(header).encode())
+    for blob in blobs:
+        conn.send_bytes(blob)
+
+
+def _rss_bytes() -> int | None:
+    """This process's resident memory now (Linux), after returning what MuPDF's caches hold."""
+    try:
+        import pymupdf
+
+        pymupdf.TOOLS.store_shrink(100)
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, ImportError):
+        return None
 
 
 def _pack(images: list[ExtractedImage], blobs: list[bytes]) -> list[dict[str, Any]]:
@@ -449,6 +523,9 @@ def _child_debug(kind: str, arg: Any) -> Any:
     if kind == "__alloc__":
         block = bytearray(int(arg))
         return len(block)
+    if kind == "__hold__":  # allocate and keep (touched, so resident): a child that grew
+        _HELD.append(b"\x01" * int(arg))
+        return len(_HELD[-1])
     raise ValueError(f"unknown task kind {kind!r}")
 
 

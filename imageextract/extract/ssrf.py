@@ -312,6 +312,10 @@ def check_ip(ip: IPAddress, options: ExtractOptions, *, host: str = "") -> IPAdd
     return ip
 
 
+# getaddrinfo errors that may pass (the resolver did not answer); EAI_NONAME ("name not known") is final.
+TRANSIENT_EAI = frozenset(getattr(socket, n) for n in ("EAI_AGAIN", "EAI_SYSTEM", "EAI_MEMORY") if hasattr(socket, n))
+
+
 async def resolve_host(host: str, port: int, options: ExtractOptions) -> list[IPAddress]:
     """One getaddrinfo lookup (in a thread); every answer must pass the policy or the whole host is refused."""
     loop = asyncio.get_running_loop()
@@ -319,7 +323,10 @@ async def resolve_host(host: str, port: int, options: ExtractOptions) -> list[IP
         async with asyncio.timeout(options.connect_timeout):
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     except TimeoutError:
-        raise ExtractError("timeout", f"DNS lookup for {host} timed out") from None
+        raise ExtractError("timeout", f"DNS lookup for {host} timed out", transient=True) from None
+    except socket.gaierror as exc:  # EAI_AGAIN: the resolver did not answer; EAI_NONAME: no such name (final)
+        transient = exc.errno in TRANSIENT_EAI
+        raise ExtractError("fetch_failed", f"DNS lookup for {host} failed: {exc}", transient=transient) from None
     except (OSError, UnicodeError) as exc:
         raise ExtractError("fetch_failed", f"DNS lookup for {host} failed: {exc}") from None
     ips: list[IPAddress] = []

@@ -24,16 +24,26 @@ ErrorCode = Literal[
 ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
 
 # Where an image was found on a web page.
-Construct = Literal["img", "srcset", "picture", "css", "meta", "icon", "svg", "data-uri", "video", "document", "file"]
+# In documents: "document" (on a page or slide), "layout" / "master" / "notes" (PPTX templates and notes pages).
+Construct = Literal[
+    "img", "srcset", "picture", "css", "meta", "icon", "svg", "data-uri", "video", "document", "file", "layout",
+    "master", "notes",
+]
 
 
 class ExtractError(Exception):
-    """A per-source failure with a stable code. Never a crash: the caller records it as data."""
+    """A per-source failure with a stable code. Never a crash: the caller records it as data.
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    `transient` says whether trying the same source again later may succeed (a connection reset, a DNS server
+    that did not answer, HTTP 503); it is decided where the failure happens, from the exception's type or the
+    HTTP status, never from message text.
+    """
+
+    def __init__(self, code: ErrorCode, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
         self.code: ErrorCode = code
         self.message = message
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,9 @@ class ExtractOptions:
     sandbox_memory_bytes: int = 2 * 1024 * 1024 * 1024
     sandbox_cpu_seconds: int = 120
     sandbox_wall_seconds: float = 180.0
-    sandbox_max_tasks: int = 50
+    sandbox_max_tasks: int = 10_000  # a backstop; children are recycled by memory (sandbox_recycle_bytes)
+    sandbox_recycle_bytes: int = 512 * 1024 * 1024  # a child whose RSS passes this after a task is replaced
+    page_seconds: float = 30.0  # per-page budget inside one document: a page past it is cut short (a warning)
     # Filters
     min_width: int = 0
     min_height: int = 0
@@ -110,6 +122,15 @@ class ExtractedImage:
         return out
 
 
+class ImageList(list[ExtractedImage]):
+    """The images of one document plus its document-level `warnings` (stable codes such as
+    "document_repaired", "page_unreadable", "jpx_not_decoded"): the document was read, with reservations."""
+
+    def __init__(self, images: Any = (), *, warnings: list[str] | None = None) -> None:
+        super().__init__(images)
+        self.warnings: list[str] = list(warnings or [])
+
+
 @dataclass
 class SourceResult:
     """The outcome of one source (URL or document): `done` with images, or `failed` with a code."""
@@ -120,6 +141,8 @@ class SourceResult:
     error_code: str | None = None
     error_message: str | None = None
     duration_ms: int | None = None
+    transient: bool = False  # a failure that may pass if the source is tried again later (ExtractError.transient)
+    warnings: list[str] = field(default_factory=list)  # e.g. "document_repaired": done, but the source was damaged
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,6 +150,8 @@ class SourceResult:
             "status": self.status,
             "error_code": self.error_code,
             "error_message": self.error_message,
+            "transient": self.transient,
+            "warnings": list(self.warnings),
             "duration_ms": self.duration_ms,
             "images": [i.to_dict() for i in self.images],
         }

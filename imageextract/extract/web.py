@@ -44,9 +44,12 @@ async def extract_page(fetcher: SafeFetcher, page: FetchResult, options: Extract
     return filter_by_size(images, options)
 
 
-async def discover_page(fetcher: SafeFetcher, html: str, page_url: str) -> list[Found]:
-    """Everything `discover` finds in the HTML, plus background images of linked same-origin stylesheets."""
-    discovery = discover(html, page_url)
+async def discover_page(fetcher: SafeFetcher | None, html: str, page_url: str, *, base_url: str | None = None) -> list[Found]:
+    """Everything `discover` finds in the HTML, plus background images of linked same-origin stylesheets
+    (fetched through `fetcher`; none without one)."""
+    discovery = discover(html, page_url, base_url=base_url)
+    if fetcher is None:
+        return discovery.images
     found = list(discovery.images)
     pending = list(discovery.stylesheets)
     seen: set[str] = set()
@@ -76,7 +79,7 @@ async def _stylesheet(fetcher: SafeFetcher, url: str, order_start: int) -> tuple
 
 
 async def fetch_images(
-    fetcher: SafeFetcher, found: list[Found], *, page_url: str, options: ExtractOptions
+    fetcher: SafeFetcher, found: list[Found], *, page_url: str | None, options: ExtractOptions
 ) -> list[ExtractedImage]:
     semaphore = asyncio.Semaphore(max(1, options.image_fetch_concurrency))
 
@@ -96,8 +99,10 @@ async def fetch_images(
                     raise ExtractError("unsupported_input", str(exc)) from None
                 if len(data) > options.max_image_bytes:
                     raise ExtractError("fetch_failed", f"data: URI larger than {options.max_image_bytes} bytes")
-            else:
-                data, declared = item.data or b"", item.media_type
+            elif item.data is not None:
+                data, declared = item.data, item.media_type
+            else:  # a relative reference on a saved page that has no base URL
+                raise ExtractError("unsupported_input", "relative reference and no base URL to resolve it against")
             await probe_into(image, data, declared, options)
         except ExtractError as exc:
             image.error = f"{exc.code}: {exc.message}"
@@ -126,7 +131,7 @@ async def probe_into(image: ExtractedImage, data: bytes, declared: str | None, o
     image.media_type = info.media_type
 
 
-def _image_for(item: Found, page_url: str) -> ExtractedImage:
+def _image_for(item: Found, page_url: str | None) -> ExtractedImage:
     return ExtractedImage(
         source_url=item.url if item.is_remote else None,
         source_kind="web",

@@ -62,6 +62,7 @@ class JobItem(Model):
     error_code = fields.CharField(max_length=40, null=True)
     error_message = fields.TextField(null=True)
     refunded = fields.BooleanField(default=False)
+    warnings = fields.JSONField(null=True)  # engine warnings on a done item, e.g. ["document_repaired"]
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     started_at = fields.DatetimeField(null=True)

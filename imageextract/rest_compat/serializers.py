@@ -90,5 +90,5 @@ def item_json(item: ItemView) -> dict[str, Any]:
         "id": item.id, "kind": item.kind, "position": item.position, "source_label": item.source_label,
         "status": item.status, "image_count": item.image_count, "failed_image_count": item.failed_image_count,
         "duration_ms": item.duration_ms, "error_code": item.error_code, "error_message": item.error_message,
-        "attempts": item.attempts, "updated_at": iso(item.updated_at),
+        "attempts": item.attempts, "warnings": list(item.warnings), "updated_at": iso(item.updated_at),
     }

@@ -81,6 +81,8 @@ class JobItem:
     error_message: str | None
     attempts: int
     updated_at: datetime | None
+    warnings: list[str] = strawberry.field(default_factory=list,
+                                           description="Engine warnings on a done item, e.g. document_repaired.")
 
     @classmethod
     def from_view(cls, item: ItemView) -> JobItem:
@@ -88,7 +90,7 @@ class JobItem:
                    source_label=item.source_label, status=item.status, image_count=item.image_count,
                    failed_image_count=item.failed_image_count, duration_ms=item.duration_ms,
                    error_code=item.error_code, error_message=item.error_message, attempts=item.attempts,
-                   updated_at=item.updated_at)
+                   updated_at=item.updated_at, warnings=list(item.warnings))
 
     @classmethod
     def from_event(cls, it: dict[str, Any]) -> JobItem:
@@ -96,7 +98,7 @@ class JobItem:
                    source_label=it["source_label"], status=it["status"], image_count=it["image_count"],
                    failed_image_count=it.get("failed_image_count", 0), duration_ms=it["duration_ms"],
                    error_code=it["error_code"], error_message=it["error_message"], attempts=it.get("attempts", 0),
-                   updated_at=None)
+                   updated_at=None, warnings=list(it.get("warnings") or []))
 
 
 @strawberry.type

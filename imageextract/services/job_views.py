@@ -63,6 +63,7 @@ class ItemView:
     error_message: str | None
     attempts: int
     updated_at: datetime | None
+    warnings: tuple[str, ...] = ()  # what the engine noticed on a done item, e.g. document_repaired
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,7 @@ def job_view(job: Job) -> JobView:
 
 
 _ITEM_COLUMNS = ("id", "position", "kind", "source_label", "status", "image_count", "failed_image_count",
-                 "duration_ms", "error_code", "error_message", "attempts", "updated_at")
+                 "duration_ms", "error_code", "error_message", "attempts", "updated_at", "warnings")
 
 
 def item_view(row: Any) -> ItemView:
@@ -117,7 +118,7 @@ def item_view(row: Any) -> ItemView:
         id=str(get("id")), position=get("position"), kind=get("kind"), source_label=get("source_label"),
         status=get("status"), image_count=get("image_count"), failed_image_count=get("failed_image_count"),
         duration_ms=get("duration_ms"), error_code=get("error_code"), error_message=get("error_message"),
-        attempts=get("attempts"), updated_at=get("updated_at"),
+        attempts=get("attempts"), updated_at=get("updated_at"), warnings=tuple(get("warnings") or ()),
     )
 
 

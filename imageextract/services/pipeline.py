@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,19 +28,14 @@ log = logging.getLogger("imageextract.pipeline")
 
 SLOT_RETRY_MS = 300
 # A source that failed for a reason that may pass (timeout, connection error, 408/425/429/5xx) is tried again
-# after IMAGEEXTRACT_ITEM_RETRY_DELAYS; a 404, an SSRF refusal or an unreadable document is final at once.
-_TRANSIENT_HTTP = re.compile(r"^HTTP (408|425|429|5\d\d)\b")
-_TRANSIENT_NETWORK = re.compile(r"(ConnectError|ConnectTimeout|ReadError|ReadTimeout|RemoteProtocolError|"
-                                r"WriteError|PoolTimeout|DNS lookup for \S+ (failed|timed out))")
+# after IMAGEEXTRACT_ITEM_RETRY_DELAYS; a 404, an SSRF refusal, an unknown host or an unreadable document is
+# final at once. The engine decides which is which from the exception type (SourceResult.transient).
 
 
-def is_transient(item: JobItem, code: str | None, message: str | None) -> bool:
+def is_transient(item: JobItem, result: Any) -> bool:
     if item.kind != "url":
         return False  # parsing a document is deterministic: the same bytes fail the same way
-    if code == "timeout":
-        return True
-    return code == "fetch_failed" and bool(_TRANSIENT_HTTP.match(message or "") or
-                                          _TRANSIENT_NETWORK.search(message or ""))
+    return result.status == "failed" and bool(getattr(result, "transient", False))
 
 
 def _now() -> datetime:
@@ -192,7 +186,7 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
     lost = len(stored) - kept if ok else 0  # found, but their bytes could not be fetched
     now = _now()
     delays = runtime.settings.item_retry_delays
-    if not ok and attempt <= len(delays) and is_transient(item, result.error_code, result.error_message):
+    if not ok and attempt <= len(delays) and is_transient(item, result):
         return await _retry_later(runtime, job, item, attempt, result, duration_ms, delays[attempt - 1])
     async with in_transaction() as conn:
         updated = await JobItem.filter(id=item.id, status="processing", attempts=attempt).using_db(conn).update(
@@ -200,6 +194,7 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
             error_code=None if ok else (result.error_code or "extraction_failed"),
             error_message=None if ok else (result.error_message or "extraction failed"),
             finished_at=now, lease_expires_at=None, refunded=not ok and job.account_id is not None,  # type: ignore[attr-defined]
+            warnings=(list(getattr(result, "warnings", None) or []) or None) if ok else None,
         )
         if not updated:
             return "skipped"  # another attempt took over after our lease expired; its result stands

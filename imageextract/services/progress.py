@@ -22,6 +22,7 @@ def item_state(item: JobItem) -> dict[str, Any]:
         "status": item.status, "image_count": item.image_count,
         "failed_image_count": item.failed_image_count, "duration_ms": item.duration_ms,
         "error_code": item.error_code, "error_message": item.error_message, "attempts": item.attempts,
+        "warnings": list(item.warnings or []),
     }
 
 

@@ -36,7 +36,7 @@ def test_json_lines_one_object_per_source_and_failures_are_data(web_server: Loca
     page = build_fixture_site(web_server)
     sources = [page, "http://169.254.169.254/latest/", str(tmp_path / "missing.pdf")]
     code, out, err = run_main(["--json", *sources])
-    assert code == 0
+    assert code == 1  # some sources failed
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["source"] for line in lines] == sources
     assert [line["status"] for line in lines] == ["done", "failed", "failed"]
@@ -77,7 +77,7 @@ def test_min_size_and_human_summary(web_server: LocalServer, allow_loopback) -> 
     assert code == 0
     assert [i["width"] for i in json.loads(out)["images"]] == [200]
     code, out, _ = run_main([web_server.url("/page"), "ftp://example.com/"])
-    assert code == 0
+    assert code == 1
     assert out.splitlines()[0].startswith(f"done    {web_server.url('/page')}  2 images")
     assert out.splitlines()[1].startswith("failed  ftp://example.com/  ssrf_blocked:")
 
@@ -114,3 +114,88 @@ def test_as_a_module_subprocess(web_server: LocalServer, tmp_path: Path) -> None
     [image] = result["images"]
     assert (image["construct"], image["format"], image["width"], image["height"], image["filename"]) == ("file", "gif", 7, 5, "i.gif")
     assert (tmp_path / "i.gif").read_bytes() == make_image("GIF", (7, 5), "P")
+
+
+def test_exit_status_0_all_succeeded_1_some_failed_and_documented(web_server: LocalServer, allow_loopback, tmp_path: Path) -> None:
+    web_server.add("/page", "<p>no images</p>")
+    assert run_main([web_server.url("/page")])[0] == 0
+    assert run_main([web_server.url("/page"), str(tmp_path / "missing.pdf")])[0] == 1
+    assert run_main([str(tmp_path / "missing.pdf"), "http://169.254.169.254/"])[0] == 1  # every source failed
+    assert run_main(["--no-fetch", str(tmp_path / "missing.html")])[0] == 1
+
+
+def test_help_documents_the_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--help"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "exit status:" in text
+    assert "0  every source succeeded" in text and "1  at least one source failed" in text and "2  usage error" in text
+
+
+SAVED_PAGE = """<!doctype html><html><head>{base}
+<style>/* url(/commented.png) */ .hero {{ background: url("img/hero.png") }}
+.set {{ background-image: image-set("img/a-1x.png" 1x, "img/a-2x.png" 2x) }}</style></head>
+<body><img src="img/photo.jpg" alt="A photo" srcset="img/photo-2x.jpg 2x">
+<img src="https://cdn.example.net/abs.png"><img src="data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7">
+</body></html>"""
+
+
+def test_saved_page_no_fetch_lists_discovery_as_json_lines(tmp_path: Path) -> None:
+    page = tmp_path / "page.html"
+    page.write_text(SAVED_PAGE.format(base=""))
+    code, out, _ = run_main(["--no-fetch", str(page)])
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert {r["source"] for r in rows} == {str(page)}
+    by_url = {r["url"]: r for r in rows}
+    # No base URL and no <base>: relative references are listed as written, flagged unresolved.
+    photo = by_url["img/photo-2x.jpg"]  # the best srcset candidate, with its group
+    assert photo["resolved"] is False and photo["alt_text"] == "A photo" and photo["construct"] == "srcset"
+    assert [v["url"] for v in photo["variants"]] == ["img/photo.jpg"]
+    assert by_url["https://cdn.example.net/abs.png"]["resolved"] is True
+    assert {"img/hero.png", "img/a-1x.png", "img/a-2x.png"} <= set(by_url)
+    assert "/commented.png" not in by_url and not any("commented" in u for u in by_url)
+    assert any(u.startswith("data:image/gif") for u in by_url)
+
+    code, out, _ = run_main(["--no-fetch", "--base-url", "https://site.example/news/", str(page)])
+    assert code == 0
+    urls = [json.loads(line)["url"] for line in out.splitlines()]
+    assert "https://site.example/news/img/photo-2x.jpg" in urls and "https://site.example/news/img/hero.png" in urls
+
+    page.write_text(SAVED_PAGE.format(base='<base href="https://own-base.example/x/">'))
+    urls = [json.loads(line)["url"] for line in run_main(["--no-fetch", str(page)])[1].splitlines()]
+    assert "https://own-base.example/x/img/photo-2x.jpg" in urls
+    # --base-url wins over the page's own <base>
+    urls = [json.loads(line)["url"] for line in run_main(["--no-fetch", "--base-url", "https://b.example/", str(page)])[1].splitlines()]
+    assert "https://b.example/img/photo-2x.jpg" in urls
+
+
+def test_saved_page_is_extracted_against_base_url(web_server: LocalServer, allow_loopback, tmp_path: Path) -> None:
+    web_server.add("/news/img/photo.jpg", make_image("JPEG", (30, 20)), "image/jpeg")
+    page = tmp_path / "saved.htm"
+    page.write_text('<img src="img/photo.jpg" alt="x"><img src="img/gone.jpg">')
+    code, out, _ = run_main(["--json", "--base-url", web_server.url("/news/"), str(page)])
+    assert code == 0
+    [result] = [json.loads(line) for line in out.splitlines()]
+    assert result["status"] == "done"
+    ok, gone = result["images"]
+    assert (ok["width"], ok["height"], ok["source_url"]) == (30, 20, web_server.url("/news/img/photo.jpg"))
+    assert gone["error"] and gone["source_url"] == web_server.url("/news/img/gone.jpg")
+    code, out, _ = run_main(["--json", str(page)])  # no base: relative images are reported, not fetched
+    [result] = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and all(i["error"].startswith("unsupported_input") for i in result["images"])
+
+
+def test_base_url_must_be_http(tmp_path: Path) -> None:
+    assert run_main(["--base-url", "file:///etc/", str(tmp_path / "p.html")])[0] == 2
+
+
+def test_no_fetch_on_urls_fetches_only_the_page(web_server: LocalServer, allow_loopback) -> None:
+    web_server.add("/i.png", make_image("PNG", (5, 5)), "image/png")
+    web_server.add("/page", '<img src="/i.png" alt="x"><img src="/missing.png">')
+    code, out, _ = run_main(["--no-fetch", web_server.url("/page"), web_server.url("/i.png")])
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["url"], r["construct"]) for r in rows] == [
+        (web_server.url("/i.png"), "img"), (web_server.url("/missing.png"), "img"), (web_server.url("/i.png"), "file")]
+    assert web_server.paths() == ["/page", "/i.png"], "no image was downloaded for the page"

@@ -44,38 +44,78 @@ def pptx() -> tuple[bytes, dict[str, bytes]]:
 def test_pptx_slides_layers_groups_placeholders_backgrounds(pptx: tuple[bytes, dict[str, bytes]]) -> None:
     data, sources = pptx
     images = extract(data, "deck.pptx")
-    assert [(i.document_slide, k) for i, k in zip(images, keyed(images, sources), strict=True)] == [
-        (1, "master_logo"),
-        (1, "layout_badge"),
-        (1, "red"),
-        (1, "green"),
-        (2, "background"),
-        (2, "master_logo"),
-        (2, "blue"),
-        (2, "red"),
-        (3, "svg"),
-    ], "layout prompt placeholders are not content; slide 3 hides master and layout shapes"
-    assert [i.filename for i in images[:5]] == [
-        "slide-1-image-1.png",
-        "slide-1-image-2.png",
-        "slide-1-image-3.png",
-        "slide-1-image-4.png",
-        "slide-2-image-1.png",
-    ]
+    assert [(i.document_slide, i.construct, k) for i, k in zip(images, keyed(images, sources), strict=True)] == [
+        (1, "document", "red"),
+        (1, "document", "green"),
+        (2, "document", "background"),
+        (2, "document", "blue"),
+        (2, "document", "red"),
+        (3, "document", "svg"),
+        (None, "master", "master_logo"),
+        (None, "layout", "layout_badge"),
+    ], "template pictures once each, after the slides; a layout's picture placeholder is a prompt, not content"
+    assert [i.filename for i in images[:3]] == ["slide-1-image-1.png", "slide-1-image-2.png", "slide-2-image-1.png"]
+    assert [i.filename for i in images[-2:]] == ["master-1-image-1.png", "layout-7-image-1.png"]
     counts = {k: i.document_occurrence_count for i, k in zip(images, keyed(images, sources), strict=True)}
-    assert counts == {"master_logo": 2, "layout_badge": 1, "red": 2, "green": 1, "background": 1, "blue": 1, "svg": 1}
-    red = images[2]
+    assert counts == {"master_logo": 1, "layout_badge": 1, "red": 2, "green": 1, "background": 1, "blue": 1, "svg": 1}
+    red = images[0]
     assert (red.alt_text, red.title) == ("Red square", "Red")
-    assert images[3].alt_text == "Nested green", "the group's own descr is not lent to its members"
+    assert images[1].alt_text == "Nested green", "the group's own descr is not lent to its members"
     assert red.data == sources["red"] and red.content_hash == sha(sources["red"])
     assert (red.width, red.height, red.format, red.color_space, red.has_alpha) == (27, 19, "png", "srgb", False)
     for image in images:
-        assert (image.source_kind, image.construct, image.document_page) == ("document", "document", None)
+        assert (image.source_kind, image.document_page) == ("document", None)
+
+
+def test_potx_template_without_slides_reports_master_layout_and_notes_pictures_once() -> None:
+    import io
+
+    from pptx import Presentation
+    from pptx.oxml.shapes.picture import CT_Picture
+    from pptx.util import Emu
+
+    from tests.extract.docfixtures import png
+
+    logo, badge, notes_logo = png((10, 20, 30), (40, 30)), png((200, 100, 0), (20, 12)), png((0, 90, 0), (18, 18))
+    prs = Presentation()
+
+    def put(owner, data: bytes, shape_id: int) -> None:  # noqa: ANN001
+        _, rid = owner.part.get_or_add_image_part(io.BytesIO(data))
+        owner.shapes._spTree.append(CT_Picture.new_pic(shape_id, "Logo", "logo", rid, Emu(0), Emu(0), Emu(9144), Emu(9144)))
+
+    put(prs.slide_master, logo, 90)
+    for layout in prs.slide_layouts:  # the same badge on every layout: one image per layout, no slides needed
+        put(layout, badge, 91)
+    put(prs.notes_master, notes_logo, 92)
+    slide = prs.slides.add_slide(prs.slide_layouts[6])
+    put(slide.notes_slide, notes_logo, 93)
+    out = io.BytesIO()
+    prs.save(out)
+    deck = out.getvalue()
+    images = extract(deck, "deck.pptx")
+    assert [(i.construct, i.document_slide) for i in images][:2] == [("notes", 1), ("master", None)]
+    assert [i.construct for i in images].count("layout") == len(prs.slide_layouts)
+    assert images[-1].construct == "notes" and images[-1].data == notes_logo and images[-1].filename == "notes-master-image-1.png"
+    master = next(i for i in images if i.construct == "master")
+    assert master.data == logo and master.document_slide is None
+
+    # The same deck as a template (POTX) with no slides at all: the master's logo is still there, once.
+    template = edit_zip(
+        deck,
+        "[Content_Types].xml",
+        "presentationml.presentation.main+xml",
+        "presentationml.template.main+xml",
+    )
+    template = edit_zip(template, "ppt/presentation.xml", read_entry(template, "ppt/presentation.xml").split("<p:sldIdLst>")[1].split("</p:sldIdLst>")[0], "")
+    images = extract(template, "template.potx")
+    assert [i.construct for i in images].count("master") == 1
+    assert {i.construct for i in images} == {"master", "layout", "notes"}
+    assert all(i.document_slide is None for i in images)
 
 
 def test_pptx_svg_is_the_picture_and_png_fallback_is_a_variant(pptx: tuple[bytes, dict[str, bytes]]) -> None:
     data, sources = pptx
-    svg_image = extract(data)[-1]
+    svg_image = [i for i in extract(data) if i.document_slide == 3][-1]
     assert (svg_image.format, svg_image.width, svg_image.height, svg_image.filename) == ("svg", 120, 80, "slide-3-image-1.svg")
     assert svg_image.alt_text == "Vector logo" and svg_image.data == sources["svg"]
     (fallback,) = svg_image.variants
@@ -89,7 +129,7 @@ def test_pptx_unsafe_svg_gives_way_to_its_png_fallback(pptx: tuple[bytes, dict[s
         b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;">]>'
         b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><text>&b;</text></svg>'
     )
-    image = extract(rewrite_zip(data, {"ppt/media/vector1.svg": laughs}))[-1]
+    image = [i for i in extract(rewrite_zip(data, {"ppt/media/vector1.svg": laughs})) if i.document_slide == 3][-1]
     assert image.format == "png" and image.data == sources["fallback"] and image.variants == []
 
 
@@ -103,9 +143,9 @@ def test_pptx_linked_and_escaping_pictures_are_not_fetched(pptx: tuple[bytes, di
     target_start = rel_text.index('Target="', start) + len('Target="')
     target_end = rel_text.index('"', target_start)
     linked = edit_zip(data, rels, rel_text[target_start:target_end] + '"', 'http://169.254.169.254/x.png" TargetMode="External"')
-    assert "red" not in keyed(extract(linked), {"red": b""}) and len(extract(linked)) == 8
+    assert "red" not in keyed(extract(linked), {"red": b""}) and len(extract(linked)) == 7
     escaping = edit_zip(data, rels, rel_text[target_start:target_end] + '"', '../../../../etc/passwd"')
-    assert len(extract(escaping)) == 8
+    assert len(extract(escaping)) == 7
 
 
 def test_pptx_slide_limit(pptx: tuple[bytes, dict[str, bytes]]) -> None:

@@ -93,7 +93,17 @@ def test_cmyk_jpeg_is_kept_as_stored_and_reports_cmyk() -> None:
     assert is_red(rgb_pixel(image.data)), "a viewer shows the CMYK red as red"
 
 
-def test_cmyk_indexed_lab_and_inverted_decode_come_out_in_correct_rgb() -> None:
+def lab_to_rgb(data: bytes, xy: tuple[int, int] = (0, 0)) -> tuple[int, int, int]:
+    from PIL import ImageCms
+
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.mode == "LAB"
+        rgb = ImageCms.applyTransform(im, ImageCms.buildTransform(ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB"))
+        assert rgb is not None
+        return rgb.getpixel(xy)  # type: ignore[return-value]
+
+
+def test_cmyk_indexed_and_lab_keep_their_colour_space_and_inverted_decode_comes_out_right() -> None:
     pdf = PdfBuilder()
     red_cmyk = bytes([0, 255, 255, 0] * 4)
     xobjects = {
@@ -110,10 +120,12 @@ def test_cmyk_indexed_lab_and_inverted_decode_come_out_in_correct_rgb() -> None:
     }
     pdf.page(b"".join(draw(name, y=20 * i) for i, name in enumerate(xobjects)), xobjects=xobjects)
     cmyk, idx_rgb, idx_cmyk, lab, inverted = extract(pdf.tobytes())
-    assert (cmyk.format, cmyk.color_space) == ("png", "srgb") and is_red(rgb_pixel(cmyk.data or b"", (0, 0)))
+    assert (cmyk.format, cmyk.color_space) == ("tiff", "cmyk") and pixel(cmyk.data or b"", (0, 0)) == (0, 255, 255, 0)
+    assert (idx_rgb.format, idx_rgb.color_space, idx_cmyk.color_space) == ("png", "indexed", "indexed")
     assert rgb_pixel(idx_rgb.data or b"", (0, 0)) == (255, 0, 0) and rgb_pixel(idx_rgb.data or b"", (1, 0)) == (0, 255, 0)
     assert is_red(rgb_pixel(idx_cmyk.data or b"", (0, 0)))
-    assert is_red(rgb_pixel(lab.data or b"", (0, 0))), "Lab (54, 80, 67) is a red"
+    assert (lab.format, lab.color_space) == ("tiff", "lab") and pixel(lab.data or b"", (0, 0)) == (137, 208, 195)
+    assert is_red(lab_to_rgb(lab.data or b"")), "Lab (54, 80, 67) is a red"
     assert inverted.format == "png" and inverted.data != PHOTO, "a JPEG with an inverting /Decode is re-encoded"
     r, g, b = rgb_pixel(inverted.data or b"", (5, 5))
     assert r > 200 and g < 100 and b > 180, "inverted (10, 200, 30) is magenta-ish"
@@ -143,7 +155,7 @@ def test_inline_images_are_extracted_once_per_page_and_stencils_skipped() -> Non
     assert images[2].color_space == "grayscale" and pixel(images[2].data or b"", (1, 0)) == 255
 
 
-def test_masks_stencils_patterns_and_unused_resources_are_not_pictures() -> None:
+def test_masks_patterns_and_unused_resources_are_not_pictures_but_stencils_are() -> None:
     pdf = PdfBuilder()
     stencil_mask = pdf.obj(
         "<< /Type /XObject /Subtype /Image /Width 8 /Height 1 /ImageMask true /BitsPerComponent 1 >>", bytes([0b10000000])
@@ -171,7 +183,12 @@ def test_masks_stencils_patterns_and_unused_resources_are_not_pictures() -> None
     )
     pdf.page(content, xobjects={"Masked": masked, "Stencil": stencil, "Form": form, "Unused": unused}, patterns={"P1": pattern})
     images = extract(pdf.tobytes())
-    assert [(i.width, i.height) for i in images] == [(8, 1), (5, 5)]
+    assert [(i.width, i.height) for i in images] == [(8, 1), (8, 1), (5, 5)], "the mask serving /Mask is not a picture"
+    stencil_image = images[1]
+    assert (stencil_image.format, stencil_image.color_space, stencil_image.has_alpha) == ("png", "grayscale", False)
+    with Image.open(io.BytesIO(stencil_image.data or b"")) as im:
+        assert im.mode == "1", "a stencil is stored as the 1-bit image it is"
+        assert [im.getpixel((x, 0)) for x in range(8)] == [255, 0] * 4, "0xAA: black where the stencil paints (0 bits)"
     masked_image = images[0]
     assert masked_image.has_alpha and masked_image.format == "png"
     assert pixel(masked_image.data or b"", (0, 0))[1] == 0 and pixel(masked_image.data or b"", (1, 0)) == (100, 255)

@@ -277,3 +277,105 @@ async def test_post_truncates_a_compressed_response_at_the_decoded_cap(web_serve
     async with SafeFetcher(web_options) as fetcher:
         result = await fetcher.post(url, b"{}", max_bytes=4096)
     assert (result.content, result.truncated) == (b"g" * 4096, True)
+
+
+# Transient or final: decided by the exception's type (and the resolver's error number), never by its text ----
+
+
+def _resolver_failing_with(monkeypatch: pytest.MonkeyPatch, errno: int, text: str) -> None:
+    import asyncio
+    import socket
+
+    async def getaddrinfo(self, host, port, **kwargs):  # noqa: ANN001
+        raise socket.gaierror(errno, text)
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", getaddrinfo)
+
+
+async def test_unknown_host_is_final_even_if_its_message_looks_temporary(monkeypatch, web_options) -> None:
+    import socket
+
+    # The text says "temporary"; the error number says the name does not exist: the number wins.
+    _resolver_failing_with(monkeypatch, socket.EAI_NONAME, "Temporary failure (ReadTimeout) in name resolution")
+    async with SafeFetcher(web_options) as fetcher:
+        with pytest.raises(ExtractError) as info:
+            await fetcher.get("http://no-such-host.test/")
+    assert info.value.code == "fetch_failed" and info.value.transient is False
+
+
+async def test_resolver_that_did_not_answer_is_transient(monkeypatch, web_options) -> None:
+    import socket
+
+    _resolver_failing_with(monkeypatch, socket.EAI_AGAIN, "Name or service not known")  # the text lies
+    async with SafeFetcher(web_options) as fetcher:
+        with pytest.raises(ExtractError) as info:
+            await fetcher.get("http://flaky-dns.test/")
+    assert info.value.code == "fetch_failed" and info.value.transient is True
+
+
+async def test_refused_connection_and_timeouts_are_transient(web_server_factory) -> None:
+    server = web_server_factory()
+    dead = server.url("/")
+    server.close()
+    async with SafeFetcher(options()) as fetcher:
+        with pytest.raises(ExtractError) as info:
+            await fetcher.get(dead)
+    assert info.value.transient is True
+    live = web_server_factory()
+    url = live.handle("/stall", stall_handler(live))
+    async with SafeFetcher(options(read_timeout=0.3, total_timeout=5)) as fetcher:
+        with pytest.raises(ExtractError) as info:
+            await fetcher.get(url)
+    assert info.value.code == "timeout" and info.value.transient is True
+
+
+async def test_final_fetch_failures_are_not_transient(web_server: LocalServer, web_options) -> None:
+    for i in range(8):
+        web_server.redirect(f"/loop{i}", f"/loop{i + 1}")
+    big = web_server.add("/big", b"x" * 5000, "text/plain")
+    async with SafeFetcher(options(max_redirects=2)) as fetcher:
+        for url, kwargs in ((web_server.url("/loop0"), {}), (big, {"max_bytes": 100})):
+            with pytest.raises(ExtractError) as info:
+                await fetcher.get(url, **kwargs)
+            assert info.value.code == "fetch_failed" and info.value.transient is False
+    async with SafeFetcher(web_options) as fetcher:
+        with pytest.raises(ExtractError) as info:
+            await fetcher.get("http://169.254.169.254/latest/meta-data")
+    assert info.value.code == "ssrf_blocked" and info.value.transient is False
+
+
+def test_is_transient_error_by_type() -> None:
+    import socket
+    import ssl
+
+    from imageextract.extract.fetcher import is_transient_error
+
+    def wrapped(inner: BaseException) -> httpcore.ConnectError:
+        try:
+            try:
+                raise inner
+            except BaseException as exc:
+                raise httpcore.ConnectError(str(exc)) from exc
+        except httpcore.ConnectError as outer:
+            return outer
+
+    assert is_transient_error(wrapped(socket.gaierror(socket.EAI_NONAME, "x"))) is False
+    assert is_transient_error(wrapped(socket.gaierror(socket.EAI_AGAIN, "x"))) is True
+    assert is_transient_error(wrapped(ssl.SSLCertVerificationError("bad cert"))) is False
+    assert is_transient_error(wrapped(ConnectionResetError("reset"))) is True
+    assert is_transient_error(httpcore.ReadError("peer closed")) is True
+    assert is_transient_error(httpcore.RemoteProtocolError("server disconnected")) is True
+    assert is_transient_error(httpcore.UnsupportedProtocol("gopher")) is False
+    assert is_transient_error(httpcore.LocalProtocolError("bad header")) is False
+    assert is_transient_error(httpcore.ConnectTimeout("slow")) is True
+
+
+async def test_engine_result_carries_the_classification(web_server: LocalServer, web_options) -> None:
+    from imageextract.extract.engine import extract_url
+
+    web_server.add("/busy", "try later", "text/plain", status=503)
+    busy = await extract_url(web_server.url("/busy"), web_options)
+    missing = await extract_url(web_server.url("/missing"), web_options)
+    assert (busy.status, busy.error_code, busy.transient) == ("failed", "fetch_failed", True)
+    assert (missing.status, missing.error_code, missing.transient) == ("failed", "fetch_failed", False)
+    assert busy.to_dict()["transient"] is True

@@ -1,5 +1,6 @@
 """The sandbox: real child processes killed at the wall deadline, by the CPU limit, out of memory or by a
-crash; the pool recovering, recycling after max_tasks and serving several threads at once."""
+crash; the pool recovering, keeping children warm and recycling them by memory (and after max_tasks, a
+backstop), and serving several threads at once."""
 
 from __future__ import annotations
 
@@ -89,6 +90,21 @@ def test_children_are_recycled_after_max_tasks() -> None:
     assert pids[0] == pids[1] == pids[2] and pids[3] == pids[4] == pids[5]
     assert len({pids[0], pids[3], pids[6]}) == 3
     assert gone(pids[0]) and gone(pids[3])
+
+
+def test_children_stay_warm_and_are_recycled_by_memory() -> None:
+    opts = options(sandbox_recycle_bytes=200 * 1024 * 1024)
+    first = pid(opts)
+    for _ in range(60):  # more tasks than the old count-based limit (50): the same warm child
+        assert pid(opts) == first
+    pdf = simple_pdf(2)
+    for _ in range(5):
+        assert len(extract_document(pdf, filename=None, options=opts)) == 2
+    assert pid(opts) == first
+    assert sandbox._debug_task("__hold__", 250 * 1024 * 1024, opts) == 250 * 1024 * 1024
+    second = pid(opts)
+    assert second != first and gone(first), "a child past sandbox_recycle_bytes is replaced after its task"
+    assert pid(opts) == second
 
 
 def test_documents_and_their_errors_cross_the_pipe() -> None:

@@ -60,3 +60,28 @@ async def test_upload_errors(client: httpx.AsyncClient, account: dict[str, Any],
     assert r.status_code == 401, "uploads need an account"
     assert await Job.filter(account_id=account["account_id"]).count() == before
     assert (await client.get("/api/v1/account/credits", headers=h)).json()["credits"] == 5000
+
+
+async def test_repaired_document_is_done_with_a_warning_in_rest_and_graphql(client: httpx.AsyncClient,
+                                                                             account: dict[str, Any]) -> None:
+    import re
+
+    h = account["headers"]
+    damaged = re.sub(rb"startxref\s+\d+", b"startxref\n99", make_pdf(2))  # MuPDF rebuilds the xref
+    files = [("files", ("damaged.pdf", damaged, "application/pdf")), ("files", ("fine.pdf", make_pdf(1), "application/pdf"))]
+    r = await client.post("/api/v1/jobs", headers=h, files=files)
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    job = await wait_for_job(client, job_id, h)
+    assert job["status"] == "done", job
+    items = (await client.get(f"/api/v1/jobs/{job_id}/items", headers=h)).json()["items"]
+    assert [(i["source_label"], i["status"], i["image_count"], i["warnings"]) for i in items] == [
+        ("damaged.pdf", "done", 2, ["document_repaired"]),
+        ("fine.pdf", "done", 1, []),
+    ]
+    r = await client.post("/graphql", headers=h, json={
+        "query": "query($id: ID!) { job(id: $id) { items { nodes { sourceLabel warnings } } } }", "variables": {"id": job_id}})
+    assert r.json()["data"]["job"]["items"]["nodes"] == [
+        {"sourceLabel": "damaged.pdf", "warnings": ["document_repaired"]},
+        {"sourceLabel": "fine.pdf", "warnings": []},
+    ]

@@ -26,22 +26,25 @@ file name ("page-3-image-2.png", "slide-2-image-1.jpg", or the media name "image
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
 
 from imageextract.extract.documents.assets import document_image, finish
 from imageextract.extract.documents.detect import sniff
-from imageextract.extract.types import ExtractedImage, ExtractError, ExtractOptions
+from imageextract.extract.types import ExtractedImage, ExtractError, ExtractOptions, ImageList
 
 log = logging.getLogger(__name__)
+Emit = Callable[[list[ExtractedImage]], None]
 
-__all__ = ["extract_document", "extract_unsandboxed"]
+__all__ = ["Collector", "extract_document", "extract_document_file", "extract_unsandboxed"]
 
 
-def extract_document(data: bytes, *, filename: str | None, options: ExtractOptions) -> list[ExtractedImage]:
+def extract_document(data: bytes, *, filename: str | None, options: ExtractOptions) -> ImageList:
     """Every image in the document `data`. Synchronous; safe to call from several threads at once."""
     _check_size(data, options)
     kind = sniff(data, filename)
     if kind == "image":
-        return finish([_image_file(data, filename, options)])
+        return ImageList(finish([_image_file(data, filename, options)]))
     if options.sandbox:
         from imageextract.extract.sandbox import run_document
 
@@ -49,18 +52,94 @@ def extract_document(data: bytes, *, filename: str | None, options: ExtractOptio
     return extract_unsandboxed(data, filename=filename, options=options)
 
 
-def extract_unsandboxed(data: bytes, *, filename: str | None, options: ExtractOptions) -> list[ExtractedImage]:
-    """Parse `data` in this process. The sandbox child runs this; tests and benchmarks may call it directly."""
-    _check_size(data, options)
-    kind = sniff(data, filename)
+def extract_document_file(
+    path: Path, *, filename: str | None, options: ExtractOptions, on_image: Callable[[ExtractedImage], None] | None = None
+) -> ImageList:
+    """Every image in the document at `path`, which the parser reads itself (in the sandbox child when
+    `options.sandbox`): the caller never holds the document in memory. With `on_image`, each distinct image
+    is handed to it as soon as it arrives (page by page for a PDF) and its bytes are then dropped: the result
+    keeps every image's metadata and `content_hash` but no `data`, so memory stays flat however many images
+    the document holds."""
+    filename = filename or path.name
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    if path.stat().st_size > options.document_max_bytes:
+        raise ExtractError(
+            "document_too_large", f"the document is {path.stat().st_size} bytes; the limit is {options.document_max_bytes}"
+        )
+    if sniff(head, filename) == "image":
+        images = extract_document(path.read_bytes(), filename=filename, options=options)
+        collector = Collector(on_image)
+        collector.add(list(images))
+        return ImageList(collector.images, warnings=images.warnings)
+    if options.sandbox:
+        from imageextract.extract.sandbox import run_document
+
+        return run_document(None, path=path, filename=filename, options=options, on_image=on_image)
+    collector = Collector(on_image)
+    rest = extract_unsandboxed(path, filename=filename, options=options, emit=collector.add)
+    collector.add(list(rest))
+    return collector.result(rest.warnings)
+
+
+class Collector:
+    """Gathers streamed images: bytes of an image seen before are re-attached from the first occurrence (or,
+    with `on_image`, handed over once and dropped); `result` finishes the list (occurrences, unique names)."""
+
+    def __init__(self, on_image: Callable[[ExtractedImage], None] | None = None) -> None:
+        self.on_image = on_image
+        self.images: list[ExtractedImage] = []
+        self.known: dict[str, bytes | None] = {}
+
+    def add(self, images: list[ExtractedImage]) -> None:
+        for image in images:
+            digest = image.content_hash
+            if digest:
+                if digest not in self.known and image.data is not None:
+                    if self.on_image is not None:
+                        self.on_image(image)
+                        image.data = None
+                    self.known[digest] = image.data
+                elif digest in self.known:
+                    image.data = self.known[digest]
+            self.images.append(image)
+
+    def result(self, warnings: list[str] | None = None) -> ImageList:
+        return ImageList(finish(self.images), warnings=warnings)
+
+
+def extract_unsandboxed(
+    data: bytes | Path, *, filename: str | None, options: ExtractOptions, emit: Emit | None = None
+) -> ImageList:
+    """Parse `data` (bytes, or a path to the file) in this process. The sandbox child runs this; tests and
+    benchmarks may call it directly.
+
+    With `emit` (the sandbox child streaming its results), a PDF's images go to `emit` page by page and the
+    returned list holds only what was not emitted; nothing is finished (`assets.finish`): the receiver, who
+    sees every image, does that."""
+    if isinstance(data, Path):
+        size = data.stat().st_size
+        if size > options.document_max_bytes:
+            raise ExtractError(
+                "document_too_large", f"the document is {size} bytes; the limit is {options.document_max_bytes}"
+            )
+        with data.open("rb") as fh:
+            head = fh.read(4096)
+        if sniff(head, filename) != "pdf":
+            data = data.read_bytes()  # Office files and images are read whole (zip needs random access anyway)
+    else:
+        _check_size(data, options)
+    kind = "pdf" if isinstance(data, Path) else sniff(data, filename)
     try:
         if kind == "image":
+            assert isinstance(data, bytes)
             images = [_image_file(data, filename, options)]
         elif kind == "pdf":
             from imageextract.extract.documents.pdf import extract_pdf
 
-            images = extract_pdf(data, options)
+            images = extract_pdf(data, options, emit=emit)
         else:
+            assert isinstance(data, bytes)
             images = _extract_ooxml(data, options)
     except (ExtractError, MemoryError):
         raise
@@ -69,7 +148,9 @@ def extract_unsandboxed(data: bytes, *, filename: str | None, options: ExtractOp
     except Exception as exc:  # a parser bug or an input we did not foresee: a failed source, not a crash
         log.warning("document extraction failed", exc_info=True)
         raise ExtractError("extraction_failed", f"the document could not be read: {type(exc).__name__}: {exc}") from None
-    return finish(images)
+    if emit is not None:
+        return ImageList(images, warnings=getattr(images, "warnings", None))
+    return ImageList(finish(images), warnings=getattr(images, "warnings", None))
 
 
 def _check_size(data: bytes, options: ExtractOptions) -> None:

@@ -51,6 +51,7 @@ def document_image(
     original_name: str | None = None,
     media_type: str | None = None,
     source_kind: str = "document",
+    construct: str | None = None,
     **fields: Any,
 ) -> ExtractedImage:
     """An ExtractedImage for `data`, named `<stem>.<ext>` or after `original_name` with the probed extension."""
@@ -59,7 +60,7 @@ def document_image(
         source_url=None,
         source_kind=source_kind,  # type: ignore[arg-type]
         filename="",
-        construct="file" if source_kind == "file" else "document",
+        construct=construct or ("file" if source_kind == "file" else "document"),
         document_asset_hash=digest,
         file_size=len(data),
         **fields,
@@ -92,13 +93,13 @@ def document_image(
     return image
 
 
-def failed_image(message: str, *, stem: str, **fields: Any) -> ExtractedImage:
+def failed_image(message: str, *, stem: str, construct: str | None = None, **fields: Any) -> ExtractedImage:
     """A picture we know is there but could not turn into bytes (too many pixels, undecodable stream)."""
     return ExtractedImage(
         source_url=None,
         source_kind="document",
         filename=safe_filename(stem),
-        construct="document",
+        construct=construct or "document",
         error=message,
         **fields,
     )

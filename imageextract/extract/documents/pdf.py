@@ -6,14 +6,24 @@ What is reported, page by page (`document_page` is 1-based):
   shared resource dictionary but is never drawn on the page is not reported for that page. The same xref
   drawn on many pages is reported once per page; drawn twice on one page, once.
 - Inline images (`BI ... ID ... EI`) in the page's content or its forms, once per distinct image per page.
-- Not reported: images that are another image's /SMask or /Mask, stencil masks (/ImageMask), images that
-  only paint tiling patterns, and images inside annotation appearances or Type 3 glyphs.
+- Stencil masks (`/ImageMask true`: a scanned page is often one full-page 1-bit CCITT or JBIG2 stencil) are
+  reported as 1-bit grey PNGs, black where they paint.
+- Not reported: images that are another image's /SMask or /Mask, images that only paint tiling patterns, and
+  images inside annotation appearances or Type 3 glyphs.
 
 Bytes: JPEG and JPEG 2000 streams are returned exactly as stored (a CMYK JPEG stays CMYK, color_space
-"cmyk"). Anything else comes from `Document.extract_image`, which re-encodes the decoded samples as PNG and
-converts CMYK, Indexed, Lab and ICC-based colour to RGB. An image with a soft mask or explicit mask becomes an
-RGBA (or grey+alpha) PNG with the mask merged in. Images over `options.max_image_pixels` are reported with
-`error` set and no bytes, without being decoded.
+"cmyk"). Other images keep their colour space where a file format allows it (`pdf_images.SampleEncoder`):
+grey and RGB (also calibrated and ICC-based, with the profile) as PNGs of the same bit depth, Indexed as
+palette PNGs, CMYK and Lab as TIFFs. What needs MuPDF's rendering (a /Decode array, colour-key masks,
+Separation/DeviceN) is rendered and stored as a grey or RGB PNG. An image with a soft mask or explicit mask
+becomes an RGBA (or grey+alpha) PNG with the mask merged in. Images over `options.max_image_pixels` are
+reported with `error` set and no bytes, without being decoded. A JPEG 2000 image MuPDF cannot decode is
+returned as its stored bytes, with the warning "jpx_not_decoded".
+
+Warnings (`ImageList.warnings`): "document_repaired" when MuPDF had to rebuild a damaged file (truncated,
+broken cross-reference table), "page_unreadable" when a page was skipped, "page_time_budget" when a page ran
+past `options.page_seconds` and its remaining images were skipped (checked between images: a single decode
+that hangs in C is stopped by the sandbox's wall-clock and CPU limits instead).
 
 PyMuPDF is not thread-safe: everything here runs under one lock (in the sandbox each child is single-threaded).
 Memory: MuPDF's store (decoded images) is emptied after every page, so a long document costs its own bytes plus
@@ -26,10 +36,14 @@ import dataclasses
 import logging
 import re
 import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from imageextract.extract.documents.assets import document_image, failed_image
-from imageextract.extract.types import ExtractedImage, ExtractError, ExtractOptions
+from imageextract.extract.documents.pdf_images import SampleEncoder
+from imageextract.extract.types import ExtractedImage, ExtractError, ExtractOptions, ImageList
 
 log = logging.getLogger(__name__)
 
@@ -38,36 +52,50 @@ _DO = re.compile(rb"/([^\s/\[\]()<>{}%]+)\s*Do(?![^\s/\[\]()<>{}%])")
 _BI = re.compile(rb"(?<![^\s\[\]()<>{}/%])BI(?=[\s/])")
 _REF = re.compile(r"(\d+)\s+0\s+R")
 _HEX = re.compile(rb"#([0-9A-Fa-f]{2})")
-_KEEP_AS_STORED = ("jpeg", "jpx", "png")  # extract_image's PNG is already RGB/grey
 _PLAIN_COLORSPACES = ("DeviceRGB", "DeviceGray", "DeviceCMYK", "ICCBased", "CalRGB", "CalGray")
 
 
-def extract_pdf(data: bytes, options: ExtractOptions) -> list[ExtractedImage]:
+def extract_pdf(data: bytes | Path, options: ExtractOptions, *, emit: Emit | None = None) -> ImageList:
+    """The PDF's images. `data` may be a path (MuPDF then reads the file as it needs it). With `emit`, each
+    page's images are handed to it as soon as the page is done and not kept: an image drawn again on a later
+    page comes back without `data` (its `content_hash` names the bytes already emitted), so memory holds one
+    page's images, not the document's."""
     import pymupdf
 
     with _LOCK:
         pymupdf.TOOLS.mupdf_display_errors(False)
         pymupdf.TOOLS.mupdf_display_warnings(False)
         try:
-            return _Extractor(pymupdf, data, options).run()
+            return _Extractor(pymupdf, data, options, emit).run()
         finally:
             pymupdf.TOOLS.reset_mupdf_warnings()
 
 
+Emit = Callable[[list[ExtractedImage]], None]
+
+
 class _Extractor:
-    def __init__(self, pymupdf: Any, data: bytes, options: ExtractOptions) -> None:
+    def __init__(self, pymupdf: Any, data: bytes | Path, options: ExtractOptions, emit: Emit | None = None) -> None:
         self.fitz = pymupdf
         self.data = data
         self.options = options
+        self.emit = emit
         self.cache: dict[int, ExtractedImage] = {}  # xref -> prototype (bytes + probe), shared by pages
+        self.fresh: list[ExtractedImage] = []  # prototypes cached since the last emit (their bytes go out once)
+        self.warnings: list[str] = []
 
-    def run(self) -> list[ExtractedImage]:
+    def run(self) -> ImageList:
         try:
-            doc = self.fitz.open(stream=self.data, filetype="pdf")
+            if isinstance(self.data, Path):
+                doc = self.fitz.open(str(self.data), filetype="pdf")
+            else:
+                doc = self.fitz.open(stream=self.data, filetype="pdf")
         except Exception as exc:
             raise ExtractError("extraction_failed", f"the PDF is corrupted or truncated and cannot be opened: {exc}") from None
         try:
-            return self._run(doc)
+            if doc.is_repaired:
+                self.warnings.append("document_repaired")
+            return ImageList(self._run(doc), warnings=self.warnings)
         finally:
             doc.close()
 
@@ -82,17 +110,25 @@ class _Extractor:
         if count > self.options.max_pages:
             raise ExtractError("page_limit_exceeded", f"the PDF has {count} pages; the limit is {self.options.max_pages}")
         self.doc = doc
+        self.encoder = SampleEncoder(self.fitz, doc)
         rows_by_page: list[list[tuple[Any, ...]] | None] = []
         masks: set[int] = set()
+        explicit: dict[int, int | None] = {}
         for pno in range(count):
             try:
                 rows = [tuple(r) for r in doc.load_page(pno).get_images(full=True)]
             except Exception as exc:  # a damaged page: skip it, keep the others
                 log.warning("PDF page %d unreadable: %s", pno + 1, exc)
                 rows_by_page.append(None)
+                self._warn("page_unreadable")
                 continue
             rows_by_page.append(rows)
-            masks.update(r[1] for r in rows if r[1])  # /SMask and stream /Mask xrefs
+            masks.update(r[1] for r in rows if r[1])  # /SMask xrefs
+            for r in rows:  # stencils used as another image's /Mask (looked up once per xref)
+                if r[0] not in explicit:
+                    explicit[r[0]] = self._explicit_mask(r[0])
+                    if explicit[r[0]]:
+                        masks.add(explicit[r[0]])  # type: ignore[arg-type]
         if all(r is None for r in rows_by_page):
             raise ExtractError("extraction_failed", "no page of the PDF could be read (corrupted or truncated)")
         images: list[ExtractedImage] = []
@@ -100,11 +136,19 @@ class _Extractor:
             if rows is None:
                 continue
             try:
-                images.extend(self._page(doc.load_page(pno), pno + 1, rows, masks))
+                page_images = self._page(doc.load_page(pno), pno + 1, rows, masks)
+                if self.emit is None:
+                    images.extend(page_images)
+                elif page_images:
+                    self.emit(page_images)
+                    for proto in self.fresh:  # sent: later pages refer to these bytes by their hash
+                        proto.data = None
+                    self.fresh.clear()
             except ExtractError:
                 raise
             except Exception as exc:
                 log.warning("PDF page %d failed: %s", pno + 1, exc)
+                self._warn("page_unreadable")
             finally:
                 # MuPDF's store keeps every decoded image (up to 256 MB) although `self.cache` already holds the
                 # bytes we reuse: emptying it per page keeps memory flat across long documents (and is faster).
@@ -115,6 +159,7 @@ class _Extractor:
 
     def _page(self, page: Any, page_no: int, rows: list[tuple[Any, ...]], masks: set[int]) -> list[ExtractedImage]:
         out: list[ExtractedImage] = []
+        deadline = time.monotonic() + self.options.page_seconds
         content = self._page_content(page)
         forms = self._drawn_forms(page, content, rows)
         streams: dict[int, bytes | None] = {0: content, **(forms or {})}
@@ -122,7 +167,7 @@ class _Extractor:
         seen: set[int] = set()
         for row in rows:
             xref, name, referencer = row[0], row[7], row[9]
-            if xref in masks or xref in seen or self._is_stencil(xref):
+            if xref in masks or xref in seen:
                 continue
             if referencer and forms is not None and referencer not in forms:
                 continue  # inside a form this page never paints
@@ -135,8 +180,14 @@ class _Extractor:
             names = drawn[referencer]
             if names is not None and name.encode("latin-1", "replace") not in names:
                 continue  # in the resources, never painted
+            if out and time.monotonic() > deadline:
+                self._warn("page_time_budget")  # one hostile page must not spend the whole document's budget
+                return out
             seen.add(xref)
             out.append(self._xref_image(row, page_no, len(out) + 1))
+        if time.monotonic() > deadline:
+            self._warn("page_time_budget")
+            return out
         if any(s and _BI.search(s) for s in streams.values()):
             out.extend(self._inline_images(page, page_no, rows, len(out)))
         return out
@@ -187,6 +238,17 @@ class _Extractor:
         except Exception:
             return False
 
+    def _explicit_mask(self, xref: int) -> int | None:
+        try:
+            kind, value = self.doc.xref_get_key(xref, "Mask")
+        except Exception:
+            return None
+        return int(value.split()[0]) if kind == "xref" else None
+
+    def _warn(self, code: str) -> None:
+        if code not in self.warnings:
+            self.warnings.append(code)
+
     # Image XObjects --------------------------------------------------------------------------------
 
     def _xref_image(self, row: tuple[Any, ...], page_no: int, index: int) -> ExtractedImage:
@@ -194,18 +256,22 @@ class _Extractor:
         stem = f"page-{page_no}-image-{index}"
         if xref not in self.cache:
             self.cache[xref] = self._load_xref(row, stem)
+            self.fresh.append(self.cache[xref])
         proto = self.cache[xref]
         ext = proto.filename.rsplit(".", 1)[1] if "." in proto.filename else ""
         name = f"{stem}.{ext}" if ext else stem
         return dataclasses.replace(proto, document_page=page_no, filename=name, variants=list(proto.variants))
 
     def _load_xref(self, row: tuple[Any, ...], stem: str) -> ExtractedImage:
-        xref, mask, width, height = row[0], row[1], row[2], row[3]
+        xref, mask, width, height, bpc = row[0], row[1], row[2], row[3], row[4]
         too_big = self._too_many_pixels(width, height)
         if too_big:
             return failed_image(too_big, stem=stem, width=width, height=height)
+        is_jpeg = False
         try:
-            if mask:
+            if self._is_stencil(xref):
+                data = self.encoder.stencil(xref, width, height)
+            elif mask:
                 too_big = self._too_many_pixels(*self._size(mask))
                 if too_big:
                     return failed_image(f"mask {too_big}", stem=stem, width=width, height=height)
@@ -216,15 +282,35 @@ class _Extractor:
                     image = document_image(stored, options=self.options, stem=stem)
                     if image.error is None:
                         return image
-                info = {} if is_jpeg else (self.doc.extract_image(xref) or {})  # it ignores /Decode on JPEGs
-                if info.get("ext") in _KEEP_AS_STORED and info.get("image"):
-                    image = document_image(info["image"], options=self.options, stem=stem)
-                    if image.error is None:
-                        return image
-                data = self._png(self.fitz.Pixmap(self.doc, xref))  # JBIG2, CCITT, or bytes the probe refused
+                encoded = None if is_jpeg else self.encoder.encode(xref, width, height, bpc)
+                data = encoded or self._png(self.fitz.Pixmap(self.doc, xref))
         except Exception as exc:
+            kept = self._undecoded_jpx(xref, stem, width, height)
+            if kept is not None:
+                return kept
             return failed_image(f"could not decode image xref {xref}: {exc}", stem=stem, width=width, height=height)
         return document_image(data, options=self.options, stem=stem)
+
+    def _undecoded_jpx(self, xref: int, stem: str, width: int, height: int) -> ExtractedImage | None:
+        """A JPEG 2000 stream MuPDF could not decode: its stored bytes, with a warning, rather than nothing."""
+        try:
+            kind, value = self.doc.xref_get_key(xref, "Filter")
+            if "/JPXDecode" not in value:
+                return None
+            raw = bytes(self.doc.xref_stream_raw(xref) or b"")
+        except Exception:
+            return None
+        if not raw:
+            return None
+        image = document_image(raw, options=self.options, stem=stem)
+        if image.error is not None and len(raw) <= self.options.max_image_bytes:
+            jp2 = raw[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+            image.data, image.content_hash, image.error = raw, image.document_asset_hash, None
+            image.format, image.media_type = ("jp2", "image/jp2") if jp2 else ("j2k", "image/x-jp2-codestream")
+            image.width, image.height = width, height
+            image.filename = f"{stem}.{'jp2' if jp2 else 'j2k'}"
+        self._warn("jpx_not_decoded")
+        return image
 
     def _stored_jpeg(self, row: tuple[Any, ...]) -> tuple[bool, bytes | None]:
         """(is a JPEG / JPEG 2000 stream, its bytes exactly as stored if a viewer shows them in the PDF's colours).

@@ -1,19 +1,18 @@
-"""Pictures in a PowerPoint (PPTX) presentation, read straight from the package XML.
+"""Pictures in a PowerPoint presentation or template (PPTX, POTX), read straight from the package XML.
 
 Slides come in presentation order (`p:sldIdLst`); `document_slide` is 1-based. On each slide, in back-to-front
-order:
+order: the slide's own background picture fill (`p:bg/p:bgPr/a:blipFill`), then its pictures: `p:pic` (also
+inside group shapes, recursively, and picture placeholders), picture fills of shapes, picture bullets, OLE
+object previews. A slide's notes page pictures follow it (construct "notes", the slide's number).
 
-1. the background picture fill (`p:bg/p:bgPr/a:blipFill`) of the slide, or, when the slide has no background
-   of its own, of its layout, or else of its master;
-2. pictures on the slide master, then on the slide layout, that the slide displays: shapes that are not
-   placeholders, unless the slide (or, for the master, the layout) sets `showMasterSp="0"`;
-3. the slide's own pictures: `p:pic` (also inside group shapes, recursively, and picture placeholders),
-   picture fills of shapes, picture bullets, OLE object previews.
+Template pictures are reported once each, after the slides, whether or not a slide shows them (a template deck
+with a logo on its master and no slides still has that logo): every slide master (construct "master"), then
+its layouts (construct "layout"), then the notes master (construct "notes"), each with its own background
+and its shapes that are not placeholders (a placeholder's picture is a prompt, not content). They carry no
+`document_slide`.
 
-Layout and master pictures are reported with every slide that shows them, like a PDF page reports the
-images it draws, so `document_occurrence_count` says how many slides show the same logo. SVG pictures
-(`asvg:svgBlip`) are reported as the SVG with the PNG fallback noted in `variants`. Alt text comes from
-`p:cNvPr/@descr`, the title from `@title`. Linked (external) pictures are not fetched.
+SVG pictures (`asvg:svgBlip`) are reported as the SVG with the PNG fallback noted in `variants`. Alt text comes
+from `p:cNvPr/@descr`, the title from `@title`. Linked (external) pictures are not fetched.
 """
 
 from __future__ import annotations
@@ -30,8 +29,6 @@ from imageextract.extract.documents.ooxml import (
 )
 from imageextract.extract.types import ExtractedImage, ExtractError, ExtractOptions
 
-Layer = tuple[str, list[PictureRef]]  # (part the relationship ids belong to, pictures)
-
 
 def extract_pptx(pkg: Package, main: str, options: ExtractOptions) -> list[ExtractedImage]:
     root = pkg.xml(main)
@@ -44,59 +41,51 @@ def extract_pptx(pkg: Package, main: str, options: ExtractOptions) -> list[Extra
             slides.append(rel.target)
     if len(slides) > options.max_pages:
         raise ExtractError("page_limit_exceeded", f"the presentation has {len(slides)} slides; the limit is {options.max_pages}")
-    templates = _Templates(pkg)
     images: list[ExtractedImage] = []
-    for number, slide in enumerate(slides, start=1):
+
+    def add(part: str, refs: list[PictureRef], stem: str, **fields: object) -> None:
         index = 0
-        for part, refs in _layers(pkg, slide, templates):
-            for ref in refs:
-                image = picture_image(
-                    pkg, part, ref, options, stem=f"slide-{number}-image-{index + 1}", document_slide=number
-                )
-                if image is not None:
-                    index += 1
-                    images.append(image)
+        for ref in refs:
+            image = picture_image(pkg, part, ref, options, stem=f"{stem}-image-{index + 1}", **fields)
+            if image is not None:
+                index += 1
+                images.append(image)
+
+    masters: list[str] = []
+    for number, slide in enumerate(slides, start=1):
+        slide_root = pkg.xml(slide)
+        add(slide, [*(_background(slide_root) or []), *_shapes(slide_root, skip_placeholders=False)],
+            f"slide-{number}", document_slide=number)
+        notes = _related(pkg, slide, "notesSlide")
+        if notes:
+            add(notes, _shapes(pkg.xml(notes), skip_placeholders=True), f"slide-{number}-notes",
+                document_slide=number, construct="notes")
+        layout = _related(pkg, slide, "slideLayout")
+        master = _related(pkg, layout, "slideMaster") if layout else None
+        if master and master not in masters:
+            masters.append(master)
+    for rel in rels.values():  # masters no slide uses (a template) come after those the slides use
+        if rel.type == "slideMaster" and not rel.external and pkg.has(rel.target) and rel.target not in masters:
+            masters.append(rel.target)
+    layouts_seen: set[str] = set()
+    for m, master in enumerate(masters, start=1):
+        add(master, _template_refs(pkg, master), f"master-{m}", construct="master")
+        layouts = [r.target for r in pkg.rels(master).values()
+                   if r.type == "slideLayout" and not r.external and pkg.has(r.target)]
+        for layout in layouts:
+            if layout in layouts_seen:
+                continue
+            layouts_seen.add(layout)
+            add(layout, _template_refs(pkg, layout), f"layout-{len(layouts_seen)}", construct="layout")
+    notes_master = _related(pkg, main, "notesMaster")
+    if notes_master:
+        add(notes_master, _template_refs(pkg, notes_master), "notes-master", construct="notes")
     return images
 
 
-class _Templates:
-    """Parsed layouts and masters, shared by the slides that use them."""
-
-    def __init__(self, pkg: Package) -> None:
-        self.pkg = pkg
-        self.cache: dict[str, tuple[Element, list[PictureRef], list[PictureRef] | None]] = {}
-
-    def get(self, part: str) -> tuple[Element, list[PictureRef], list[PictureRef] | None]:
-        if part not in self.cache:
-            root = self.pkg.xml(part)
-            self.cache[part] = (root, _shapes(root, skip_placeholders=True), _background(root))
-        return self.cache[part]
-
-
-def _layers(pkg: Package, slide: str, templates: _Templates) -> list[Layer]:
-    root = pkg.xml(slide)
-    layout = _related(pkg, slide, "slideLayout")
-    master = _related(pkg, layout, "slideMaster") if layout else None
-    layout_data = templates.get(layout) if layout else None
-    master_data = templates.get(master) if master else None
-
-    background: Layer | None = None
-    own_bg = _background(root)
-    if own_bg is not None:
-        background = (slide, own_bg)
-    elif layout and layout_data and layout_data[2] is not None:
-        background = (layout, layout_data[2])
-    elif master and master_data and master_data[2] is not None:
-        background = (master, master_data[2])
-
-    layers: list[Layer] = [background] if background else []
-    if _shows_master(root):
-        if master and master_data and (layout_data is None or _shows_master(layout_data[0])):
-            layers.append((master, master_data[1]))
-        if layout and layout_data:
-            layers.append((layout, layout_data[1]))
-    layers.append((slide, _shapes(root, skip_placeholders=False)))
-    return layers
+def _template_refs(pkg: Package, part: str) -> list[PictureRef]:
+    root = pkg.xml(part)
+    return [*(_background(root) or []), *_shapes(root, skip_placeholders=True)]
 
 
 def _related(pkg: Package, part: str, rel_type: str) -> str | None:
@@ -104,10 +93,6 @@ def _related(pkg: Package, part: str, rel_type: str) -> str | None:
         if rel.type == rel_type and not rel.external and pkg.has(rel.target):
             return rel.target
     return None
-
-
-def _shows_master(root: Element) -> bool:
-    return (root.get("showMasterSp") or "1").lower() not in ("0", "false")
 
 
 def _shapes(root: Element, *, skip_placeholders: bool) -> list[PictureRef]:

@@ -1,0 +1,134 @@
+"""The fast discovery (selector walk, CSS scanned without the full tokenizer where it can decide) finds every
+image the reference discovery (every node visited, every stylesheet tokenized by tinycss2) finds."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bench.engine_html import PAGE_URL, make_pages
+from imageextract.extract.css import (
+    urls_in_style_attribute,
+    urls_in_style_attribute_tokenized,
+    urls_in_stylesheet,
+    urls_in_stylesheet_tokenized,
+)
+from imageextract.extract.discover import _absolute, decode_html, discover
+from tests.extract.webfixtures import build_fixture_site
+
+CSS_CASES = [
+    "a{background:url(a.png)}",
+    "a{background:URL( 'b.png' ) no-repeat;color:red}",
+    "/* a{background:url(c.png)} */ b{background-image:url(d.png)}",
+    "a{content:'url(e.png)';background:url(f.png)}",
+    "@import url(imp.css); @import 'imp2.css' screen; a{background:url(g.png)}",
+    "@media (min-width:1px){a{background:url(h.png)} b{background:image-set('i1.png' 1x, url(i2.png) 2x)}}",
+    "a{background:-webkit-image-set(url(j.png) 1x)}",
+    ".md\\:flex{display:flex}.x{background:url(k\\).png)}",
+    "a{backgr\\6f und:url(l.png)}",
+    "a{background:\\75 rl(m.png)}",
+    "a{background:u\\72l(m2.png)}",
+    "@\\69mport url(escaped-import.css);",
+    "a{background:url(n;o.png)}",
+    'a{background:url("p.png"}',
+    'a{font-family:"x;y";background:url(q.png)}',
+    "a{background:url(data:image/svg+xml;charset=utf8,%3Csvg xmlns=%27http://www.w3.org/2000/svg%27%3E%3C/svg%3E)}",
+    "a{background:url(\"data:image/svg+xml,%3csvg xmlns='http://www.w3.org/2000/svg'%3e%3c/svg%3e\")}",
+    "a{&:hover{background:url(r.png)}}",
+    "@supports (x:y){@media print{a{background:url(s.png)}}}",
+    "a{list-style-image:url(t.png);background:url(u.png)}",
+    "@font-face{src:url(f.woff2) format('woff2')}",
+    "a{background:url(v.png)",
+    'a{content:"\\f101";background:url(w.png)}',
+    "a{background:url( x.png )}",
+    "a{--bg:url(y.png);background:var(--bg)}",
+    "a{background:src('z.png')}",
+    "a { b: c } @IMPORT url(upper.css);",
+    "a{background:url(aa.png)} @import url(late.css);",
+    "'unterminated\na{background:url(bb.png)}",
+    'a{background:image-set("/img/l.avif" type("image/avif"),"/img/l.png" 1x)}',
+    "a{background:linear-gradient(red, blue), url(z1.png), url('z2.png')}",
+    "a{background:var(--x, url(fb.png))}",
+    "a{background:url(a\\ b.png)}",
+    "a{background:url(a b.png)}",
+    "/* unterminated comment a{background:url(cc.png)}",
+    "a{background:url('dd.png' )}",
+    'a{background:url("quo\\"te.png")}',
+    "/* \u0130stanbul */ a{background:url(after-long-lowercase.png)}",
+    'a{background:url("abc\n) url("def")}',
+    "a{background:image-set('x\n' 1x, 'y.png' 2x)}",
+    "<!-- a{BACKGROUND : URL(cdo.png) !important} -->",
+]
+
+
+@pytest.mark.parametrize("css", CSS_CASES)
+def test_stylesheet_fast_path_finds_what_the_tokenizer_finds(css: str) -> None:
+    fast, ref = urls_in_stylesheet(css), urls_in_stylesheet_tokenized(css)
+    assert fast.images == ref.images and fast.imports == ref.imports
+    as_bytes = urls_in_stylesheet(css.encode(), charset="utf-8")
+    assert as_bytes.images == ref.images
+
+
+@pytest.mark.parametrize(
+    "style",
+    ["background:url(a.png);color:red", "background-image: url('b.png') ; x:url(c.png)", "background:\\75 rl(d.png)",
+     "background:image-set('e.png' 1x)", "color:red", "/* url(x.png) */background:url(f.png)", "background:url(g;h.png)"],
+)
+def test_style_attribute_fast_path(style: str) -> None:
+    assert urls_in_style_attribute(style) == urls_in_style_attribute_tokenized(style)
+
+
+def test_random_stylesheets_from_fragments_agree() -> None:
+    rng = random.Random(13)
+    fragments = [c for c in CSS_CASES if "unterminated" not in c and "\n" not in c] + [
+        ".a{color:red}", "@media print{", "}", "/* c */", ".b\\:c{top:0}", "x{content:'}'}", "y{content:\"{\"}"]
+    for _ in range(300):
+        css = "".join(rng.choice(fragments) for _ in range(rng.randrange(1, 8)))
+        fast, ref = urls_in_stylesheet(css), urls_in_stylesheet_tokenized(css)
+        assert set(ref.images) <= set(fast.images), css
+        assert set(ref.imports) <= set(fast.imports), css
+
+
+def test_pages_with_real_world_css_lose_nothing() -> None:
+    pages = make_pages(600_000, seed=5)
+    for raw in pages:
+        html = decode_html(raw)
+        fast = {f.url: f for f in discover(html, PAGE_URL).images}
+        ref = discover(html, PAGE_URL, reference=True).images
+        assert {f.url for f in ref} <= set(fast)
+        for f in ref:  # the same provenance and labels, not just the same URLs
+            g = fast[f.url]
+            assert (g.construct, g.alt_text, g.title, g.is_lazy_loaded, g.variants) == (
+                f.construct, f.alt_text, f.title, f.is_lazy_loaded, f.variants)
+
+
+def test_the_fixture_site_is_discovered_identically(web_server) -> None:  # noqa: ANN001
+    import urllib.request
+
+    url = build_fixture_site(web_server)
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback fixture
+        html = decode_html(response.read())
+    fast = [(f.url, f.construct, f.alt_text, f.variants) for f in discover(html, url).images]
+    ref = [(f.url, f.construct, f.alt_text, f.variants) for f in discover(html, url, reference=True).images]
+    assert fast == ref
+
+
+def test_fast_url_resolution_matches_urljoin() -> None:
+    from urllib.parse import urljoin, urlsplit, urlunsplit
+
+    def reference(base: str, value: str) -> str | None:
+        parts = urlsplit(urljoin(base, value))
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            return None
+        return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query, ""))
+
+    bases = ["https://www.Example.com/news/article", "http://h/", "https://h/a/b/", "https://h", "https://h/a/../b/c",
+             "https://h/p?q=1", "HTTPS://H:8443/x/y"]
+    values = ["/img/a.jpg", "img/a.jpg", "a.jpg?x=1", "a.jpg#f", "a.jpg?#", "a.jpg?", "https://cdn.Example.net/t.png?w=2",
+              "https://h", "https://h?x", "https://h#f", "HTTP://H/X", "//cdn/x.png", "../a.png", "./a.png", "a/./b.png",
+              "a b.png", "@x/y.png", "%20.png", "mailto:x", "javascript:a", "?q=1", "#frag", "a.png#f?x", "https://u@h/x",
+              "img\\a.png", "~user/a.png", "https://h:80/x", "https://h/a/../b.png"]
+    for base in bases:
+        for value in values:
+            assert _absolute(base, value) == reference(base, value), (base, value)
