@@ -20,10 +20,10 @@ from tortoise.expressions import F, Q
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from imageextract.context import Context
 from imageextract.models import Account, Image, Job, JobItem
 from imageextract.services import ledger, progress
 from imageextract.services.plans import GUEST_PLAN, PLANS
+from imageextract.services.unit_of_work import Message, send_messages, unit_of_work
 
 log = logging.getLogger("imageextract.pipeline")
 
@@ -46,16 +46,6 @@ def is_transient(item: JobItem, code: str | None, message: str | None) -> bool:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-async def enqueue_items(ctx: Context, item_ids: list[str]) -> None:
-    """After commit: one message per item. A failed enqueue is recovered by the reconciler."""
-    runtime = ctx.services
-    for item_id in item_ids:
-        try:
-            runtime.enqueue("process_item", item_id)
-        except Exception:
-            log.exception("enqueue failed for item %s; the reconciler will pick it up", item_id)
 
 
 async def _take_slot(account_id: str | None) -> bool:
@@ -83,7 +73,7 @@ async def process_item(runtime: Any, item_id: str) -> str:
     if job.status in progress.TERMINAL:
         return "skipped"
     if not await _take_slot(job.account_id):  # type: ignore[attr-defined]
-        runtime.enqueue("process_item", item_id, delay=SLOT_RETRY_MS)
+        await send_messages(runtime, [Message("process_item", (item_id,), SLOT_RETRY_MS)])  # nothing to commit
         return "deferred"
     try:
         return await _process_claimed(runtime, item_id, job)
@@ -219,16 +209,18 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
 async def _retry_later(runtime: Any, job: Job, item: JobItem, attempt: int, result: Any, duration_ms: int,
                        delay: float) -> str:
     """Give the item back to the queue and schedule attempt `attempt + 1` (the credit stays taken)."""
-    released = await JobItem.filter(id=item.id, status="processing", attempts=attempt).update(
-        status="queued", lease_expires_at=None, duration_ms=duration_ms, error_code=result.error_code,
-        error_message=f"attempt {attempt} failed, retrying: {result.error_message or result.error_code}"[:2000],
-    )
+    jittered = delay * random.uniform(1.0, 1.2)
+    async with unit_of_work(runtime) as uow:  # the next attempt is sent once the item is queued again
+        released = await JobItem.filter(id=item.id, status="processing", attempts=attempt).using_db(uow.conn).update(
+            status="queued", lease_expires_at=None, duration_ms=duration_ms, error_code=result.error_code,
+            error_message=f"attempt {attempt} failed, retrying: {result.error_message or result.error_code}"[:2000],
+        )
+        if released:
+            uow.enqueue("process_item", str(item.id), delay=int(jittered * 1000) or None)
     if not released:
         return "skipped"
     fresh = await JobItem.get(id=item.id)
     await progress.publish(runtime, job.id, progress.item_event(job.id, fresh))
-    jittered = delay * random.uniform(1.0, 1.2)
-    runtime.enqueue("process_item", str(item.id), delay=int(jittered * 1000) or None)
     log.info("item %s: %s on attempt %d, retrying in %.1fs", item.id, result.error_code, attempt, jittered)
     return "retrying"
 
@@ -281,11 +273,13 @@ async def reconcile(runtime: Any) -> dict[str, int]:
     expired = await JobItem.filter(status="processing", lease_expires_at__lt=now).values_list("id", flat=True)
     stale = await JobItem.filter(status__in=["queued", "pending"], updated_at__lt=stuck_before,
                                  job__status__in=["queued", "processing"]).values_list("id", flat=True)
-    if stale:
-        await JobItem.filter(id__in=list(stale)).update(updated_at=now)  # not again next round
-    for item_id in [*expired, *stale]:
-        runtime.enqueue("process_item", str(item_id))
-        requeued += 1
+    if expired or stale:
+        async with unit_of_work(runtime) as uow:
+            if stale:
+                await JobItem.filter(id__in=list(stale)).using_db(uow.conn).update(updated_at=now)  # not next round
+            for item_id in [*expired, *stale]:
+                uow.enqueue("process_item", str(item_id))
+                requeued += 1
     finalized = 0
     for job_id in await Job.filter(status__in=["queued", "processing"], updated_at__lt=now - timedelta(seconds=5)) \
             .values_list("id", flat=True):

@@ -9,6 +9,7 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 
 from imageextract.models import Job, JobItem, Project, WebhookDelivery, WebhookEndpoint
+from imageextract.services.unit_of_work import unit_of_work
 
 log = logging.getLogger("imageextract.webhooks")
 
@@ -50,20 +51,18 @@ async def create_delivery(runtime: Any, *, project: Project, endpoint: WebhookEn
     """One delivery per receiver and event (dedupe_key), enqueued after commit. None if it already exists."""
     receiver = endpoint.id if endpoint is not None else f"default:{project.id}"
     try:
-        delivery = await WebhookDelivery.create(
-            account_id=project.account_id, project=project, endpoint=endpoint, url=url,  # type: ignore[attr-defined]
-            event_type=event_type, dedupe_key=f"{receiver}:{event_key}", job_id=job_id, payload=payload,
-            next_attempt_at=datetime.now(UTC),
-        )
+        async with unit_of_work(runtime) as uow:  # the delivery message is sent after COMMIT, with retries
+            delivery = await WebhookDelivery.create(
+                account_id=project.account_id, project=project, endpoint=endpoint, url=url,  # type: ignore[attr-defined]
+                event_type=event_type, dedupe_key=f"{receiver}:{event_key}", job_id=job_id, payload=payload,
+                next_attempt_at=datetime.now(UTC), using_db=uow.conn,
+            )
+            payload_with_id = {"id": delivery.id, **payload}
+            await WebhookDelivery.filter(id=delivery.id).using_db(uow.conn).update(payload=payload_with_id)
+            delivery.payload = payload_with_id
+            uow.enqueue("deliver_webhook", delivery.id)
     except IntegrityError:
         return None
-    payload_with_id = {"id": delivery.id, **payload}
-    await WebhookDelivery.filter(id=delivery.id).update(payload=payload_with_id)
-    delivery.payload = payload_with_id
-    try:
-        runtime.enqueue("deliver_webhook", delivery.id)
-    except Exception:
-        log.exception("enqueue failed for delivery %s; the reconciler will send it", delivery.id)
     return delivery
 
 
