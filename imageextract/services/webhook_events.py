@@ -66,14 +66,16 @@ async def create_delivery(runtime: Any, *, project: Project, endpoint: WebhookEn
     return delivery
 
 
-async def on_job_terminal(runtime: Any, job_id: Any) -> None:
-    job = await Job.get_or_none(id=job_id)
+async def on_job_terminal(runtime: Any, job_or_id: Job | Any) -> None:
+    """`job_or_id`: the terminal Job as the pipeline holds it (its project fetched with it), or its id."""
+    job = job_or_id if isinstance(job_or_id, Job) else await Job.get_or_none(id=job_or_id)
     if job is None or job.project_id is None:  # type: ignore[attr-defined]
         return
     event_type = event_type_for(job)
     if event_type is None:
         return
-    project = await Project.get(id=job.project_id)  # type: ignore[attr-defined]
+    fetched = job.project
+    project = fetched if isinstance(fetched, Project) else await Project.get(id=job.project_id)  # type: ignore[attr-defined]
     endpoints = [e for e in await WebhookEndpoint.filter(project_id=project.id, status="active")
                  if event_type in (e.subscribed_events or [])]
     if not endpoints and not project.default_webhook_url:
