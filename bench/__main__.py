@@ -1,4 +1,5 @@
-"""`python -m bench [engine|pipeline ...]`: run the named benchmark suites (all by default)."""
+"""`python -m bench [engine|pipeline|reads ...] [--quick] [--redis] [--api-port=N ...]`: run the named benchmark
+suites (all by default). Ports and database names: see bench/common.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 SUITES = {
     "engine": "bench.engine",  # extraction engine: PDF vs bare PyMuPDF and pdfimages, HTML MB/s, probing, memory
     "pipeline": "bench.pipeline",  # the service: URL job latency, 200 concurrent jobs, 1,000-subscriber fan-out
+    "reads": "bench.reads",  # the read path: /result, /items, GraphQL images against plain JSON responses
 }
 
 
@@ -18,6 +20,9 @@ def main(argv: list[str]) -> int:
         print(f"unknown suite(s): {', '.join(unknown)}; choose from {', '.join(SUITES)}", file=sys.stderr)
         return 2
     flags = [a for a in argv if a.startswith("-")]
+    from bench.common import set_flags
+
+    set_flags(flags)  # --api-port=, --site-port=, --anchor-port=, --db-name= (see bench/common.py)
     status = 0
     for name in names:
         print(f"== {name} ==", flush=True)

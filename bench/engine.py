@@ -68,7 +68,9 @@ def _best(fn: Callable[[], Any], repeat: int, *, warm: bool = True) -> tuple[flo
 
 
 def _ratio(ours: float, anchor: float) -> str:
-    return f"{ours / anchor:.2f}x" if anchor > 0 else "n/a"
+    from bench.common import ratio
+
+    return ratio(ours, anchor) if anchor > 0 else "n/a"
 
 
 def _verdict(ok: bool) -> str:

@@ -45,6 +45,8 @@ from typing import Any
 import httpx
 import websockets
 
+from bench.common import db_name, port, ratio
+
 REPO = Path(__file__).resolve().parents[1]
 PLAN = "agency"
 SUBSCRIPTION = "subscription($id: ID!) { jobProgress(jobId: $id) { kind status progress item { id status } } }"
@@ -85,14 +87,6 @@ def _spawn(name: str, args: list[str], tmp: Path, env: dict[str, str] | None = N
     return Child(name, proc, log)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_http(url: str, child: Child, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -122,8 +116,8 @@ def _cpu_seconds(pids: list[int]) -> float:
 def page_site(tmp: Path) -> Iterator[str]:
     """`bench.pipeline_site` in a child process; yields its base URL."""
     with open(tmp / "site.log", "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "bench.pipeline_site"], cwd=REPO, stdout=subprocess.PIPE,
-                                stderr=err)
+        proc = subprocess.Popen([sys.executable, "-m", "bench.pipeline_site", str(port("site"))], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=err)
     child = Child("page site", proc, tmp / "site.log")
     try:
         assert proc.stdout is not None
@@ -147,6 +141,8 @@ class Service:
     threads: int  # items extracted at once (the worker threads)
     shape: str
     pubsub: dict[str, Any]  # Settings overrides that build the same pub/sub backend in this process
+    env: dict[str, str] = field(default_factory=dict)  # the service's environment (its database, data dir)
+    account: dict[str, Any] = field(default_factory=dict)  # `admin create-account --json`: ids and the key
     children: list[Child] = field(default_factory=list)
 
     @property
@@ -190,7 +186,7 @@ def _scaled_backing(stack: contextlib.ExitStack) -> tuple[dict[str, str], str, d
         client.close()
         raise RuntimeError(f"--redis needs Postgres at {admin} and Redis at {redis_url} (or set "
                            f"IMAGEEXTRACT_BENCH_DATABASE_URL and IMAGEEXTRACT_BENCH_REDIS_URL): {exc}") from exc
-    name = f"ie_bench_{secrets.token_hex(5)}"
+    name = db_name()
     namespace = f"ie-bench-{secrets.token_hex(4)}"
     asyncio.run(_pg(admin, f'CREATE DATABASE "{name}"'))
 
@@ -234,11 +230,12 @@ def service(tmp: Path, *, scaled: bool, threads: int) -> Iterator[Service]:
         out = subprocess.run([*cli, "admin", "create-account", "--name", "Bench", "--email", "bench@example.com",
                               "--plan", PLAN, "--credits", "1000000", "--json"],
                              env=env, check=True, cwd=REPO, capture_output=True, text=True)
-        port = _free_port()
-        svc = Service(base=f"http://127.0.0.1:{port}", key=json.loads(out.stdout)["api_key"], threads=threads,
-                      shape=shape, pubsub=pubsub)
+        api_port = port("api")
+        account = json.loads(out.stdout)
+        svc = Service(base=f"http://127.0.0.1:{api_port}", key=account["api_key"], threads=threads,
+                      shape=shape, pubsub=pubsub, env=env, account=account)
         stack.callback(lambda: [c.stop() for c in svc.children])
-        svc.children.append(_spawn("api", [*cli, "serve", "--host", "127.0.0.1", "--port", str(port),
+        svc.children.append(_spawn("api", [*cli, "serve", "--host", "127.0.0.1", "--port", str(api_port),
                                            "--no-migrate"], tmp, env))
         if scaled:
             svc.children.append(_spawn("worker", [*cli, "worker", "--processes", "1", "--threads", str(threads)],
@@ -311,7 +308,7 @@ async def bench_latency(svc: Service, site: str, runs: int) -> None:
     p50, b50 = statistics.median(ours), statistics.median(bare)
     print(f"url job (20 images, {runs} runs, POST to the terminal SSE event): pipeline p50 {_ms(p50)}, "
           f"p95 {_ms(_pct(ours, 0.95))} | bare engine p50 {_ms(b50)}, p95 {_ms(_pct(bare, 0.95))} | "
-          f"ratio {p50 / b50:.2f}x", flush=True)
+          f"ratio {ratio(p50, b50)}", flush=True)
     print(f"  inside the service the item's extraction and storage took p50 {_ms(statistics.median(inside))}; "
           f"the other ~{_ms(p50 - statistics.median(inside))} is submission, queueing, bookkeeping and events",
           flush=True)
@@ -369,7 +366,7 @@ async def bench_throughput(svc: Service, site: str, jobs: int) -> None:
     cpu_bare = time.process_time() - cpu_bare0
     print(f"throughput ({jobs} one-image URL jobs at once, until the last is done): pipeline {jobs / ours:.1f} jobs/s "
           f"({ours:.2f} s) | bare engine, {svc.threads} at a time, {jobs / bare:.1f} jobs/s ({bare:.2f} s) | "
-          f"ratio {ours / bare:.2f}x the time", flush=True)
+          f"ratio {ratio(ours, bare)} the time", flush=True)
     print(f"  all {jobs} accepted (202) after {submitted:.2f} s; CPU per job: service processes "
           f"{cpu / jobs * 1000:.1f} ms (Postgres/Redis not counted), bare engine {cpu_bare / jobs * 1000:.1f} ms",
           flush=True)
@@ -464,15 +461,15 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", w
 async def _bare_broadcast(tmp: Path, n: int, messages: list[str], gap: float) -> tuple[dict[str, float], float]:
     """The same n clients, the same messages at the same pace, from a bare Starlette broadcast loop; also
     how long the n clients took to connect."""
-    port = _free_port()
-    child = _spawn("broadcast", [sys.executable, "-c", _BROADCAST_SERVER, str(port)], tmp)
+    anchor = port("anchor")
+    child = _spawn("broadcast", [sys.executable, "-c", _BROADCAST_SERVER, str(anchor)], tmp)
     tasks: list[asyncio.Task[None]] = []
     try:
-        await asyncio.to_thread(_wait_http, f"http://127.0.0.1:{port}/count", child)
+        await asyncio.to_thread(_wait_http, f"http://127.0.0.1:{anchor}/count", child)
         records: list[list[tuple[float, str]]] = [[] for _ in range(n)]
         started = time.perf_counter()
-        tasks = [asyncio.create_task(_plain_subscriber(f"ws://127.0.0.1:{port}/ws", r)) for r in records]
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        tasks = [asyncio.create_task(_plain_subscriber(f"ws://127.0.0.1:{anchor}/ws", r)) for r in records]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{anchor}", timeout=60) as client:
             deadline = time.perf_counter() + 120
             while int((await client.get("/count")).text) < n:
                 if time.perf_counter() > deadline or any(t.done() for t in tasks):
@@ -571,9 +568,10 @@ async def bench_fanout(svc: Service, site: str, n: int, tmp: Path) -> None:
     anchor, connecting = await _bare_broadcast(tmp, n, list(ours), gap)
     pubsub = await _pubsub_fanout(svc, n, 5)
     o50, a50 = statistics.median(ours.values()), statistics.median(anchor.values())
+    o99, a99 = _pct(list(ours.values()), 0.99), _pct(list(anchor.values()), 0.99)
     print(f"fan-out ({n} GraphQL subscribers on one job, {len(ours)} events each delivered to all {n}): first to "
-          f"last delivery p50 {_ms(o50)}, max {_ms(max(ours.values()))} | bare Starlette broadcast of the same "
-          f"messages p50 {_ms(a50)}, max {_ms(max(anchor.values()))} | ratio {o50 / a50:.2f}x", flush=True)
+          f"last delivery p50 {_ms(o50)}, p99 {_ms(o99)} | bare Starlette broadcast of the same messages p50 "
+          f"{_ms(a50)}, p99 {_ms(a99)} | ratio p50 {ratio(o50, a50)}, p99 {ratio(o99, a99)}", flush=True)
     kind = "Redis" if svc.pubsub else "in-process"
     print(f"  opening the {n} subscriptions took {subscribing:.1f} s (the bare server's {n} websockets "
           f"{connecting:.1f} s); {deliveries} messages received in all; the {kind} pub/sub alone, publish to the "

@@ -36,6 +36,7 @@ from strawberry.types.execution import ExecutionResult
 
 from imageextract import transport
 from imageextract.errors import DomainError, PayloadTooLarge
+from imageextract.fastjson import dumps_text
 from imageextract.resolvers import accounts, jobs, projects, webhooks
 from imageextract.resolvers.loaders import Loaders
 from imageextract.schema.context import GQLContext
@@ -155,6 +156,9 @@ class GraphQLApp(GraphQL):  # type: ignore[type-arg]
     document may be at most MAX_JSON_BODY; a multipart upload at most the caller's plan allows."""
 
     graphql_transport_ws_handler_class = TransportWSHandler
+
+    def encode_json(self, data: object) -> str:
+        return dumps_text(data)  # orjson: large results encode ~10x faster (text: websockets send text frames)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") != "POST":
