@@ -37,6 +37,7 @@ from strawberry.types.execution import ExecutionResult
 from imageextract import transport
 from imageextract.errors import DomainError, PayloadTooLarge
 from imageextract.fastjson import dumps_text
+from imageextract.graphql_fanout import SharedEventExecutor
 from imageextract.resolvers import accounts, jobs, projects, webhooks
 from imageextract.resolvers.loaders import Loaders
 from imageextract.schema.context import GQLContext
@@ -113,7 +114,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     mutation = merge_types("Mutation", tuple(_roots("Mutation")))
     subscription = merge_types("Subscription", tuple(_roots("Subscription")))
     return Schema(query=merge_types("Query", tuple(_roots("Query"))), mutation=mutation,
-                  subscription=subscription, extensions=extensions)
+                  subscription=subscription, extensions=extensions,
+                  execution_context_class=SharedEventExecutor)  # one execution per event per audience
 
 
 def sdl() -> str:

@@ -104,3 +104,42 @@ async def test_live_job_streams_state_items_changes_then_terminal(client: httpx.
     assert sse_events[-1]["progress"] == 100 and gql_events[-1]["resultUrl"] == f"/api/v1/jobs/{job_id}/result"
     body = await wait_for_job(client, job_id, h)
     assert body["image_count"] == 10 == sse_events[-1]["image_count"] == gql_events[-1]["imageCount"]
+
+
+async def test_shared_fanout_keeps_each_account_to_its_own_job(client: httpx.AsyncClient, pages: ThreadingHTTPServer,
+                                                               db: Any) -> None:
+    """Subscriptions with the same document share one execution per event and audience (graphql_fanout):
+    two accounts, three subscribers each, one server process; each subscriber sees only its own job, and
+    subscribers of one job see the same live events."""
+    from tests.factories import make_account
+
+    accounts = [await make_account(plan="pro"), await make_account(plan="pro")]
+    jobs: list[str] = []
+    for n, acct in enumerate(accounts):
+        urls = [f"{base_url(pages)}/slow/0.4/{n + 1}", f"{base_url(pages)}/slow/0.6/{n + 2}"]
+        r = await client.post("/api/v1/jobs", headers=acct["headers"], json={"type": "bulk", "input": urls})
+        jobs.append(r.json()["job_id"])
+    runs = [graphql(client, job, acct["headers"]) for job, acct in zip(jobs, accounts, strict=True) for _ in range(3)]
+    results = await asyncio.wait_for(asyncio.gather(*runs), 30)
+    for index, events in enumerate(results):
+        mine = jobs[index // 3]
+        assert {e["jobId"] for e in events} == {mine}, f"subscriber {index} saw another job"
+        check_order(events, positions={0, 1}, finished=False)
+    for group in (results[:3], results[3:]):
+        finals = [[e for e in events if e["kind"] == "job"][-1] for events in group]
+        assert all(f == finals[0] for f in finals)
+    # The other account may not even open a subscription to this job.
+    other = await graphql_error(client, jobs[0], accounts[1]["headers"])
+    assert other["extensions"]["code"] == "forbidden"
+
+
+async def graphql_error(client: httpx.AsyncClient, job_id: str, headers: dict[str, str]) -> dict[str, Any]:
+    ws_url = str(client.base_url).replace("http://", "ws://").rstrip("/") + "/graphql"
+    async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": headers}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "1", "type": "subscribe",
+                                  "payload": {"query": SUBSCRIPTION, "variables": {"id": job_id}}}))
+        msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert msg["type"] == "error", msg
+        return dict(msg["payload"][0])
