@@ -6,6 +6,9 @@
   against the bare engine (`extract_url`) extracting the same page in this process.
 - Throughput of 200 one-image URL jobs submitted at once (until the last is `done`), against the bare engine
   doing the same 200 extractions with as many at a time as the service has worker threads.
+- Growth: one URL job of a page with 1, 10, 100 and 1,000 images, and one job of 1, 25 and 100 one-image
+  sources, each POST to terminal event against the bare engine doing the same extractions, with the
+  service's resident memory after each (`--only=latency,throughput,fanout,growth` picks sections).
 - Fan-out to 1,000 GraphQL `jobProgress` subscribers of one job: for each event, the time from its first to
   its last delivery across the subscribers (the publish time is not visible from outside; the first delivery
   stands in for it), against the same 1,000 websocket clients receiving the same messages from a bare
@@ -45,7 +48,7 @@ from typing import Any
 import httpx
 import websockets
 
-from bench.common import db_name, port, ratio
+from bench.common import db_name, load, port, ratio
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = "agency"
@@ -578,6 +581,85 @@ async def bench_fanout(svc: Service, site: str, n: int, tmp: Path) -> None:
           f"last of {n} subscriptions: p50 {_ms(statistics.median(pubsub))}", flush=True)
 
 
+# 4. Growth ---------------------------------------------------------------------------------------
+
+
+def _rss_mb(pids: list[int]) -> float:
+    """Resident memory of these processes now, in MB (VmRSS from /proc; nan elsewhere)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        except OSError:
+            return float("nan")
+        total += next((int(line.split()[1]) for line in lines if line.startswith("VmRSS:")), 0) / 1024
+    return total
+
+
+async def _job_seconds(client: httpx.AsyncClient, svc: Service, body: dict[str, Any], images: int) -> float:
+    started = time.perf_counter()
+    r = await client.post("/api/v1/jobs", headers=svc.headers, json=body)
+    r.raise_for_status()
+    final = await _until_terminal_sse(client, r.json()["job_id"], svc.headers)
+    assert final["status"] == "done" and final["image_count"] == images, final
+    return time.perf_counter() - started
+
+
+async def bench_growth(svc: Service, site: str, runs: int) -> None:
+    """Time (POST to the terminal event, median of `runs`) and the service's resident memory after, as the
+    work grows: images per page, then sources per job. The bare engine does the same extractions (the
+    sources `svc.threads` at a time, as the service's worker threads would)."""
+    from imageextract.extract.engine import extract_url
+    from imageextract.services.plans import PLANS
+
+    options = _bare_options()
+    pids = [c.proc.pid for c in svc.children]
+    tag = secrets.token_hex(3)
+    async with httpx.AsyncClient(base_url=svc.base, timeout=600) as client:
+        await _job_seconds(client, svc, {"type": "url", "input": f"{site}/page/2?warm={tag}"}, 2)  # warm-up
+        await extract_url(f"{site}/page/2", options)
+        print(f"growth, images per page (one URL job; median of {runs}; service RSS after):", flush=True)
+        for n in (1, 10, 100, 1000):
+            url = f"{site}/page/{n}"
+            ours = statistics.median([await _job_seconds(client, svc, {"type": "url", "input": f"{url}?r={tag}{i}"}, n)
+                                      for i in range(runs)])
+            bare: list[float] = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                result = await extract_url(url, options)
+                bare.append(time.perf_counter() - started)
+                assert len(result.images) == n
+            b = statistics.median(bare)
+            print(f"  {n:>5} images: pipeline {_ms(ours):>8} | bare engine {_ms(b):>8} | ratio {ratio(ours, b)} | "
+                  f"RSS {_rss_mb(pids):.0f} MB", flush=True)
+        print(f"growth, sources per job (one bulk job of one-image pages; median of {runs}; service RSS after):",
+              flush=True)
+        points: list[tuple[int, float]] = []
+        for n in (1, 25, PLANS[PLAN].bulk_max_urls):  # 50: the most one bulk job may have on the plan
+            times = []
+            for i in range(runs):
+                urls = [f"{site}/page/1?s={tag}{i}-{k}" for k in range(n)]
+                body: dict[str, Any] = {"type": "url", "input": urls[0]} if n == 1 else {"type": "bulk", "input": urls}
+                times.append(await _job_seconds(client, svc, body, n))
+            ours = statistics.median(times)
+            gate = asyncio.Semaphore(svc.threads)
+
+            async def one(url: str, gate: asyncio.Semaphore = gate) -> None:
+                async with gate:
+                    await extract_url(url, options)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(one(f"{site}/page/1?b={k}") for k in range(n)))
+            b = time.perf_counter() - started
+            points.append((n, ours))
+            print(f"  {n:>5} sources: pipeline {_ms(ours):>8} | bare engine {_ms(b):>8} | ratio {ratio(ours, b)} | "
+                  f"RSS {_rss_mb(pids):.0f} MB", flush=True)
+        (x0, y0), (x1, y1) = points[0], points[-1]
+        per_source = (y1 - y0) / (x1 - x0)
+        print(f"  fixed cost per job about {_ms(y0 - per_source * x0)} (a line through 1 and {x1} sources), "
+              f"{_ms(per_source)} per further source", flush=True)
+
+
 # Entry point -------------------------------------------------------------------------------------
 
 
@@ -598,10 +680,15 @@ def _read(path: str) -> str:
         return ""
 
 
-async def _run(svc: Service, site: str, quick: bool, tmp: Path) -> None:
-    await bench_latency(svc, site, 5 if quick else 20)
-    await bench_throughput(svc, site, 50 if quick else 200)
-    await bench_fanout(svc, site, 200 if quick else 1000, tmp)
+async def _run(svc: Service, site: str, quick: bool, tmp: Path, only: set[str]) -> None:
+    if not only or "latency" in only:
+        await bench_latency(svc, site, 5 if quick else 20)
+    if not only or "throughput" in only:
+        await bench_throughput(svc, site, 50 if quick else 200)
+    if not only or "fanout" in only:
+        await bench_fanout(svc, site, 200 if quick else 1000, tmp)
+    if not only or "growth" in only:
+        await bench_growth(svc, site, 1 if quick else 3)
 
 
 def main(flags: list[str]) -> int:
@@ -622,7 +709,9 @@ def main(flags: list[str]) -> int:
             cap = "no daily job cap" if plan.jobs_per_day < 0 else f"{plan.jobs_per_day} jobs a day"
             print(f"service: {svc.shape}; plan {PLAN} ({plan.url_worker_concurrency} items of the account at a "
                   f"time, {cap}); the bare engine anchors run in the benchmark process", flush=True)
-            asyncio.run(_run(svc, site, quick, tmp))
+            only = {f[len("--only="):] for f in flags if f.startswith("--only=")}  # e.g. --only=growth
+            asyncio.run(_run(svc, site, quick, tmp, only))
+            print(f"load average after the run {load()}", flush=True)
     except Exception as exc:
         if not isinstance(exc, RuntimeError):
             traceback.print_exc()

@@ -70,14 +70,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         html = "text/html; charset=utf-8"
-        if m := re.fullmatch(r"/page/(\d+)", self.path):
+        path = self.path.split("?", 1)[0]  # /page/1?v=2: distinct URLs of the same page (bulk jobs)
+        if m := re.fullmatch(r"/page/(\d+)", path):
             self._send(200, _page(int(m[1])), html)
-        elif m := re.fullmatch(r"/img/(\d+)\.png", self.path):
+        elif m := re.fullmatch(r"/img/(\d+)\.png", path):
             self._send(200, _png(int(m[1])), "image/png")
-        elif m := re.fullmatch(r"/gate/([\w-]+)/(\d+)", self.path):
+        elif m := re.fullmatch(r"/gate/([\w-]+)/(\d+)", path):
             _gate(m[1]).wait(GATE_SECONDS)
             self._send(200, _page(int(m[2])), html)
-        elif m := re.fullmatch(r"/release/([\w-]+)", self.path):
+        elif m := re.fullmatch(r"/release/([\w-]+)", path):
             _gate(m[1]).set()
             self._send(200, b"released", "text/plain")
         else:
