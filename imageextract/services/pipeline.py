@@ -147,19 +147,26 @@ _EXT = {"jpeg": "jpg", "svg": "svg", "png": "png", "gif": "gif", "webp": "webp",
         "tiff": "tif", "ico": "ico", "emf": "emf", "wmf": "wmf"}
 
 
+STORE_CONCURRENCY = 16  # image writes in flight per item (each is a thread hop locally, a request on S3)
+
+
 async def _store_images(runtime: Any, images: list[Any]) -> list[tuple[Any, str | None]]:
+    """Store each image's bytes once (content-addressed), several at a time; results in the images' order."""
     from imageextract.storage import content_key
 
     storage = runtime.storage
-    stored: list[tuple[Any, str | None]] = []
-    for img in images:
-        key: str | None = None
-        if img.data:
-            key = content_key(img.data, namespace="images", ext=_EXT.get((img.format or "").lower()))
+    gate = asyncio.Semaphore(STORE_CONCURRENCY)
+
+    async def store(img: Any) -> tuple[Any, str | None]:
+        if not img.data:
+            return img, None
+        key = content_key(img.data, namespace="images", ext=_EXT.get((img.format or "").lower()))
+        async with gate:
             if not await storage.exists(key):
                 await storage.put(key, img.data, content_type=img.media_type)
-        stored.append((img, key))
-    return stored
+        return img, key
+
+    return list(await asyncio.gather(*(store(img) for img in images)))
 
 
 def _image_row(job: Job, item: JobItem, position: int, img: Any, key: str | None, storage: Any) -> Image:
