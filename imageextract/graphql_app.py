@@ -29,6 +29,7 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
+from strawberry.schema.config import StrawberryConfig
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.tools import merge_types
@@ -37,7 +38,7 @@ from strawberry.types.execution import ExecutionResult
 from imageextract import transport
 from imageextract.errors import DomainError, PayloadTooLarge
 from imageextract.fastjson import dumps_text
-from imageextract.graphql_fanout import SharedEventExecutor
+from imageextract.graphql_fanout import SharedEventExecutor, view_attr
 from imageextract.resolvers import accounts, jobs, projects, webhooks
 from imageextract.resolvers.loaders import Loaders
 from imageextract.schema.context import GQLContext
@@ -115,7 +116,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     subscription = merge_types("Subscription", tuple(_roots("Subscription")))
     return Schema(query=merge_types("Query", tuple(_roots("Query"))), mutation=mutation,
                   subscription=subscription, extensions=extensions,
-                  execution_context_class=SharedEventExecutor)  # one execution per event per audience
+                  config=StrawberryConfig(default_resolver=view_attr),  # plain dict views served as they are
+                  execution_context_class=SharedEventExecutor)  # flat lists; one execution per event and audience
 
 
 def sdl() -> str:

@@ -76,6 +76,14 @@ class _NotFlat(Exception):
     pass
 
 
+def view_attr(source: Any, name: str) -> Any:
+    """The schema's default resolver: an attribute, or a key of a plain dict (a service view such as
+    `ImageView` served as it is, without building a Strawberry object per row)."""
+    if source.__class__ is dict:
+        return source[name]
+    return getattr(source, name)
+
+
 class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
     """graphql-core's executor, with flat lists completed directly and subscription events executed once per
     (root, document, variables, viewer)."""
@@ -140,6 +148,9 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
             resolver = definition.default_resolver
             if resolver is getattr:
                 read: Callable[[Any], Any] = operator.attrgetter(definition.python_name)
+            elif resolver is view_attr:
+                getter = operator.attrgetter(definition.python_name)
+                read = lambda item, k=definition.python_name, g=getter: item[k] if item.__class__ is dict else g(item)  # noqa: E731
             else:
                 read = lambda item, r=resolver, n=definition.python_name: r(item, n)  # noqa: E731
             plan.append((response_key, read, leaf.serialize, non_null))
