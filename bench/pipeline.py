@@ -717,7 +717,8 @@ def main(flags: list[str]) -> int:
             cap = "no daily job cap" if plan.jobs_per_day < 0 else f"{plan.jobs_per_day} jobs a day"
             print(f"service: {svc.shape}; plan {PLAN} ({plan.url_worker_concurrency} items of the account at a "
                   f"time, {cap}); the bare engine anchors run in the benchmark process", flush=True)
-            only = {f[len("--only="):] for f in flags if f.startswith("--only=")}  # e.g. --only=growth
+            only = {name for f in flags if f.startswith("--only=")  # e.g. --only=growth,fanout
+                    for name in f[len("--only="):].split(",") if name}
             asyncio.run(_run(svc, site, quick, tmp, only))
             print(f"load average after the run {load()}", flush=True)
     except Exception as exc:
