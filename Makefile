@@ -31,8 +31,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check imageextract tests bench
 	$(BIN)/mypy
 
+# make bench BENCH_ARGS="--quick" (a few minutes); "reads --redis", "pipeline --only=growth", "--api-port=8100"...
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data

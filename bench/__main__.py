@@ -1,14 +1,18 @@
-"""`python -m bench [engine|pipeline ...]`: run the named benchmark suites (all by default)."""
+"""`python -m bench [engine|pipeline|reads ...] [--quick] [--redis] [--api-port=N ...]`: run the named benchmark
+suites (all by default). Ports and database names: see bench/common.py."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
+from bench.common import set_flags
+
 SUITES = {
     "engine": "bench.engine",  # extraction engine: PDF vs the fair PyMuPDF anchor, HTML MB/s, probing, memory
     "pipeline": "bench.pipeline",  # the service: URL job latency, 200 concurrent jobs, 1,000-subscriber fan-out
     "exports": "bench.exports",  # result exports: time and peak memory for 1,000 and 100,000 images vs unpaged CSV
+    "reads": "bench.reads",  # the read path: /result, /items, GraphQL images against plain JSON responses
 }
 
 
@@ -29,6 +33,7 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown suite(s): {', '.join(unknown)}; choose from {', '.join(SUITES)}", file=sys.stderr)
         return 2
+    set_flags(flags)  # --api-port=, --site-port=, --anchor-port=, --db-name= (see bench/common.py)
     status = 0
     for name in names:
         print(f"== {name} ==", flush=True)

@@ -6,6 +6,9 @@
   against the bare engine (`extract_url`) extracting the same page in this process.
 - Throughput of 200 one-image URL jobs submitted at once (until the last is `done`), against the bare engine
   doing the same 200 extractions with as many at a time as the service has worker threads.
+- Growth: one URL job of a page with 1, 10, 100 and 1,000 images, and one job of 1, 25 and 100 one-image
+  sources, each POST to terminal event against the bare engine doing the same extractions, with the
+  service's resident memory after each (`--only=latency,throughput,fanout,growth` picks sections).
 - Fan-out to 1,000 GraphQL `jobProgress` subscribers of one job: for each event, the time from its first to
   its last delivery across the subscribers (the publish time is not visible from outside; the first delivery
   stands in for it), against the same 1,000 websocket clients receiving the same messages from a bare
@@ -44,6 +47,8 @@ from typing import Any
 
 import httpx
 import websockets
+
+from bench.common import db_name, load, port, ratio
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = "agency"
@@ -85,14 +90,6 @@ def _spawn(name: str, args: list[str], tmp: Path, env: dict[str, str] | None = N
     return Child(name, proc, log)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_http(url: str, child: Child, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -122,8 +119,8 @@ def _cpu_seconds(pids: list[int]) -> float:
 def page_site(tmp: Path) -> Iterator[str]:
     """`bench.pipeline_site` in a child process; yields its base URL."""
     with open(tmp / "site.log", "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "bench.pipeline_site"], cwd=REPO, stdout=subprocess.PIPE,
-                                stderr=err)
+        proc = subprocess.Popen([sys.executable, "-m", "bench.pipeline_site", str(port("site"))], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=err)
     child = Child("page site", proc, tmp / "site.log")
     try:
         assert proc.stdout is not None
@@ -147,6 +144,8 @@ class Service:
     threads: int  # items extracted at once (the worker threads)
     shape: str
     pubsub: dict[str, Any]  # Settings overrides that build the same pub/sub backend in this process
+    env: dict[str, str] = field(default_factory=dict)  # the service's environment (its database, data dir)
+    account: dict[str, Any] = field(default_factory=dict)  # `admin create-account --json`: ids and the key
     children: list[Child] = field(default_factory=list)
 
     @property
@@ -190,7 +189,7 @@ def _scaled_backing(stack: contextlib.ExitStack) -> tuple[dict[str, str], str, d
         client.close()
         raise RuntimeError(f"--redis needs Postgres at {admin} and Redis at {redis_url} (or set "
                            f"IMAGEEXTRACT_BENCH_DATABASE_URL and IMAGEEXTRACT_BENCH_REDIS_URL): {exc}") from exc
-    name = f"ie_bench_{secrets.token_hex(5)}"
+    name = db_name()
     namespace = f"ie-bench-{secrets.token_hex(4)}"
     asyncio.run(_pg(admin, f'CREATE DATABASE "{name}"'))
 
@@ -234,11 +233,12 @@ def service(tmp: Path, *, scaled: bool, threads: int) -> Iterator[Service]:
         out = subprocess.run([*cli, "admin", "create-account", "--name", "Bench", "--email", "bench@example.com",
                               "--plan", PLAN, "--credits", "1000000", "--json"],
                              env=env, check=True, cwd=REPO, capture_output=True, text=True)
-        port = _free_port()
-        svc = Service(base=f"http://127.0.0.1:{port}", key=json.loads(out.stdout)["api_key"], threads=threads,
-                      shape=shape, pubsub=pubsub)
+        api_port = port("api")
+        account = json.loads(out.stdout)
+        svc = Service(base=f"http://127.0.0.1:{api_port}", key=account["api_key"], threads=threads,
+                      shape=shape, pubsub=pubsub, env=env, account=account)
         stack.callback(lambda: [c.stop() for c in svc.children])
-        svc.children.append(_spawn("api", [*cli, "serve", "--host", "127.0.0.1", "--port", str(port),
+        svc.children.append(_spawn("api", [*cli, "serve", "--host", "127.0.0.1", "--port", str(api_port),
                                            "--no-migrate"], tmp, env))
         if scaled:
             svc.children.append(_spawn("worker", [*cli, "worker", "--processes", "1", "--threads", str(threads)],
@@ -311,7 +311,7 @@ async def bench_latency(svc: Service, site: str, runs: int) -> None:
     p50, b50 = statistics.median(ours), statistics.median(bare)
     print(f"url job (20 images, {runs} runs, POST to the terminal SSE event): pipeline p50 {_ms(p50)}, "
           f"p95 {_ms(_pct(ours, 0.95))} | bare engine p50 {_ms(b50)}, p95 {_ms(_pct(bare, 0.95))} | "
-          f"ratio {p50 / b50:.2f}x", flush=True)
+          f"ratio {ratio(p50, b50)}", flush=True)
     print(f"  inside the service the item's extraction and storage took p50 {_ms(statistics.median(inside))}; "
           f"the other ~{_ms(p50 - statistics.median(inside))} is submission, queueing, bookkeeping and events",
           flush=True)
@@ -369,7 +369,7 @@ async def bench_throughput(svc: Service, site: str, jobs: int) -> None:
     cpu_bare = time.process_time() - cpu_bare0
     print(f"throughput ({jobs} one-image URL jobs at once, until the last is done): pipeline {jobs / ours:.1f} jobs/s "
           f"({ours:.2f} s) | bare engine, {svc.threads} at a time, {jobs / bare:.1f} jobs/s ({bare:.2f} s) | "
-          f"ratio {ours / bare:.2f}x the time", flush=True)
+          f"ratio {ratio(ours, bare)} the time", flush=True)
     print(f"  all {jobs} accepted (202) after {submitted:.2f} s; CPU per job: service processes "
           f"{cpu / jobs * 1000:.1f} ms (Postgres/Redis not counted), bare engine {cpu_bare / jobs * 1000:.1f} ms",
           flush=True)
@@ -464,15 +464,15 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", w
 async def _bare_broadcast(tmp: Path, n: int, messages: list[str], gap: float) -> tuple[dict[str, float], float]:
     """The same n clients, the same messages at the same pace, from a bare Starlette broadcast loop; also
     how long the n clients took to connect."""
-    port = _free_port()
-    child = _spawn("broadcast", [sys.executable, "-c", _BROADCAST_SERVER, str(port)], tmp)
+    anchor = port("anchor")
+    child = _spawn("broadcast", [sys.executable, "-c", _BROADCAST_SERVER, str(anchor)], tmp)
     tasks: list[asyncio.Task[None]] = []
     try:
-        await asyncio.to_thread(_wait_http, f"http://127.0.0.1:{port}/count", child)
+        await asyncio.to_thread(_wait_http, f"http://127.0.0.1:{anchor}/count", child)
         records: list[list[tuple[float, str]]] = [[] for _ in range(n)]
         started = time.perf_counter()
-        tasks = [asyncio.create_task(_plain_subscriber(f"ws://127.0.0.1:{port}/ws", r)) for r in records]
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        tasks = [asyncio.create_task(_plain_subscriber(f"ws://127.0.0.1:{anchor}/ws", r)) for r in records]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{anchor}", timeout=60) as client:
             deadline = time.perf_counter() + 120
             while int((await client.get("/count")).text) < n:
                 if time.perf_counter() > deadline or any(t.done() for t in tasks):
@@ -571,13 +571,101 @@ async def bench_fanout(svc: Service, site: str, n: int, tmp: Path) -> None:
     anchor, connecting = await _bare_broadcast(tmp, n, list(ours), gap)
     pubsub = await _pubsub_fanout(svc, n, 5)
     o50, a50 = statistics.median(ours.values()), statistics.median(anchor.values())
+    o99, a99 = _pct(list(ours.values()), 0.99), _pct(list(anchor.values()), 0.99)
     print(f"fan-out ({n} GraphQL subscribers on one job, {len(ours)} events each delivered to all {n}): first to "
-          f"last delivery p50 {_ms(o50)}, max {_ms(max(ours.values()))} | bare Starlette broadcast of the same "
-          f"messages p50 {_ms(a50)}, max {_ms(max(anchor.values()))} | ratio {o50 / a50:.2f}x", flush=True)
+          f"last delivery p50 {_ms(o50)}, p99 {_ms(o99)} | bare Starlette broadcast of the same messages p50 "
+          f"{_ms(a50)}, p99 {_ms(a99)} | ratio p50 {ratio(o50, a50)}, p99 {ratio(o99, a99)}", flush=True)
     kind = "Redis" if svc.pubsub else "in-process"
     print(f"  opening the {n} subscriptions took {subscribing:.1f} s (the bare server's {n} websockets "
           f"{connecting:.1f} s); {deliveries} messages received in all; the {kind} pub/sub alone, publish to the "
           f"last of {n} subscriptions: p50 {_ms(statistics.median(pubsub))}", flush=True)
+
+
+# 4. Growth ---------------------------------------------------------------------------------------
+
+
+def _rss_mb(pids: list[int]) -> float:
+    """Resident memory of these processes now, in MB (VmRSS from /proc; nan elsewhere)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        except OSError:
+            return float("nan")
+        total += next((int(line.split()[1]) for line in lines if line.startswith("VmRSS:")), 0) / 1024
+    return total
+
+
+_INSIDE: list[float] = []  # the last job's items: extraction and storage time inside the service, seconds
+
+
+async def _job_seconds(client: httpx.AsyncClient, svc: Service, body: dict[str, Any], images: int) -> float:
+    started = time.perf_counter()
+    r = await client.post("/api/v1/jobs", headers=svc.headers, json=body)
+    r.raise_for_status()
+    final = await _until_terminal_sse(client, r.json()["job_id"], svc.headers)
+    elapsed = time.perf_counter() - started
+    assert final["status"] == "done" and final["image_count"] == images, final
+    items = (await client.get(f"/api/v1/jobs/{r.json()['job_id']}/items", headers=svc.headers)).json()["items"]
+    _INSIDE[:] = [(i["duration_ms"] or 0) / 1000 for i in items]
+    return elapsed
+
+
+async def bench_growth(svc: Service, site: str, runs: int) -> None:
+    """Time (POST to the terminal event, median of `runs`) and the service's resident memory after, as the
+    work grows: images per page, then sources per job. The bare engine does the same extractions (the
+    sources `svc.threads` at a time, as the service's worker threads would)."""
+    from imageextract.extract.engine import extract_url
+    from imageextract.services.plans import PLANS
+
+    options = _bare_options()
+    pids = [c.proc.pid for c in svc.children]
+    tag = secrets.token_hex(3)
+    async with httpx.AsyncClient(base_url=svc.base, timeout=600) as client:
+        await _job_seconds(client, svc, {"type": "url", "input": f"{site}/page/2?warm={tag}"}, 2)  # warm-up
+        await extract_url(f"{site}/page/2", options)
+        print(f"growth, images per page (one URL job; median of {runs}; service RSS after):", flush=True)
+        for n in (1, 10, 100, 1000):
+            url = f"{site}/page/{n}"
+            await extract_url(url, options)  # the site renders its PNGs once (cached): neither side pays that
+            bare: list[float] = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                result = await extract_url(url, options)
+                bare.append(time.perf_counter() - started)
+                assert len(result.images) == n
+            b = statistics.median(bare)
+            ours = statistics.median([await _job_seconds(client, svc, {"type": "url", "input": f"{url}?r={tag}{i}"}, n)
+                                      for i in range(runs)])
+            print(f"  {n:>5} images: pipeline {_ms(ours):>8} (the item's extraction and storage inside: "
+                  f"{_ms(sum(_INSIDE))}) | bare engine {_ms(b):>8} | ratio {ratio(ours, b)} | "
+                  f"RSS {_rss_mb(pids):.0f} MB", flush=True)
+        print(f"growth, sources per job (one bulk job of one-image pages; median of {runs}; service RSS after):",
+              flush=True)
+        points: list[tuple[int, float]] = []
+        for n in (1, 25, PLANS[PLAN].bulk_max_urls):  # 50: the most one bulk job may have on the plan
+            times = []
+            for i in range(runs):
+                urls = [f"{site}/page/1?s={tag}{i}-{k}" for k in range(n)]
+                body: dict[str, Any] = {"type": "url", "input": urls[0]} if n == 1 else {"type": "bulk", "input": urls}
+                times.append(await _job_seconds(client, svc, body, n))
+            ours = statistics.median(times)
+            gate = asyncio.Semaphore(svc.threads)
+
+            async def one(url: str, gate: asyncio.Semaphore = gate) -> None:
+                async with gate:
+                    await extract_url(url, options)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(one(f"{site}/page/1?b={k}") for k in range(n)))
+            b = time.perf_counter() - started
+            points.append((n, ours))
+            print(f"  {n:>5} sources: pipeline {_ms(ours):>8} | bare engine {_ms(b):>8} | ratio {ratio(ours, b)} | "
+                  f"RSS {_rss_mb(pids):.0f} MB", flush=True)
+        (x0, y0), (x1, y1) = points[0], points[-1]
+        per_source = (y1 - y0) / (x1 - x0)
+        print(f"  fixed cost per job about {_ms(y0 - per_source * x0)} (a line through 1 and {x1} sources), "
+              f"{_ms(per_source)} per further source", flush=True)
 
 
 # Entry point -------------------------------------------------------------------------------------
@@ -600,10 +688,15 @@ def _read(path: str) -> str:
         return ""
 
 
-async def _run(svc: Service, site: str, quick: bool, tmp: Path) -> None:
-    await bench_latency(svc, site, 5 if quick else 20)
-    await bench_throughput(svc, site, 50 if quick else 200)
-    await bench_fanout(svc, site, 200 if quick else 1000, tmp)
+async def _run(svc: Service, site: str, quick: bool, tmp: Path, only: set[str]) -> None:
+    if not only or "latency" in only:
+        await bench_latency(svc, site, 5 if quick else 20)
+    if not only or "throughput" in only:
+        await bench_throughput(svc, site, 50 if quick else 200)
+    if not only or "fanout" in only:
+        await bench_fanout(svc, site, 200 if quick else 1000, tmp)
+    if not only or "growth" in only:
+        await bench_growth(svc, site, 1 if quick else 3)
 
 
 def main(flags: list[str]) -> int:
@@ -624,7 +717,10 @@ def main(flags: list[str]) -> int:
             cap = "no daily job cap" if plan.jobs_per_day < 0 else f"{plan.jobs_per_day} jobs a day"
             print(f"service: {svc.shape}; plan {PLAN} ({plan.url_worker_concurrency} items of the account at a "
                   f"time, {cap}); the bare engine anchors run in the benchmark process", flush=True)
-            asyncio.run(_run(svc, site, quick, tmp))
+            only = {name for f in flags if f.startswith("--only=")  # e.g. --only=growth,fanout
+                    for name in f[len("--only="):].split(",") if name}
+            asyncio.run(_run(svc, site, quick, tmp, only))
+            print(f"load average after the run {load()}", flush=True)
     except Exception as exc:
         if not isinstance(exc, RuntimeError):
             traceback.print_exc()

@@ -1,7 +1,11 @@
 """The loopback site the pipeline benchmark extracts from, in a process of its own (so serving pages costs
 neither the service nor the bare-engine anchor any CPU of theirs).
 
-    python -m bench.pipeline_site        # prints "PORT <n>" once listening, serves until SIGTERM
+    python -m bench.pipeline_site [PORT]  # prints "PORT <n>" once listening (PORT 0 or none: a free one),
+                                          # serves until SIGTERM
+
+Every connection sets TCP_NODELAY: `http.server` writes the headers and the body in two sends, and on a
+reused connection Nagle's algorithm held the second until the client's delayed ACK (about 40 ms late).
 
 Routes (the pages and images are the ones `tests/pages.py` serves, built once and cached):
   /page/<n>           an HTML page with n distinct PNG images
@@ -52,6 +56,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # socketserver.StreamRequestHandler.setup sets TCP_NODELAY per connection
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -65,14 +70,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         html = "text/html; charset=utf-8"
-        if m := re.fullmatch(r"/page/(\d+)", self.path):
+        path = self.path.split("?", 1)[0]  # /page/1?v=2: distinct URLs of the same page (bulk jobs)
+        if m := re.fullmatch(r"/page/(\d+)", path):
             self._send(200, _page(int(m[1])), html)
-        elif m := re.fullmatch(r"/img/(\d+)\.png", self.path):
+        elif m := re.fullmatch(r"/img/(\d+)\.png", path):
             self._send(200, _png(int(m[1])), "image/png")
-        elif m := re.fullmatch(r"/gate/([\w-]+)/(\d+)", self.path):
+        elif m := re.fullmatch(r"/gate/([\w-]+)/(\d+)", path):
             _gate(m[1]).wait(GATE_SECONDS)
             self._send(200, _page(int(m[2])), html)
-        elif m := re.fullmatch(r"/release/([\w-]+)", self.path):
+        elif m := re.fullmatch(r"/release/([\w-]+)", path):
             _gate(m[1]).set()
             self._send(200, b"released", "text/plain")
         else:
@@ -81,7 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.pages, when run from elsewhere
-    server = _Server(("127.0.0.1", 0), _Handler)
+    server = _Server(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 0), _Handler)
 
     def stop(signum: int, frame: object) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from imageextract.errors import PayloadTooLarge
+from imageextract.graphql_fanout import shared_root
 from imageextract.schema.context import GQLContext
 from imageextract.schema.jobs import Job, JobProgressEvent, SubmitJobPayload
 from imageextract.schema.pagination import Connection
@@ -100,7 +101,8 @@ async def job_progress(info: GInfo, job_id: strawberry.ID) -> AsyncGenerator[Job
     record = await jobs.get_job(gctx.ctx, str(job_id))
     async for message in live.follow(gctx.ctx.services, record.id):
         if message is not None:
-            yield JobProgressEvent.from_event(message)
+            # One root per pub/sub message, shared by its subscribers: executed once per audience.
+            yield shared_root(message, JobProgressEvent.from_event)
 
 
 @strawberry.type

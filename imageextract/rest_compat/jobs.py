@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from imageextract.errors import PayloadTooLarge, ValidationError
+from imageextract.fastjson import FastJSONResponse
 from imageextract.rest_compat.common import authed_context, build_context, int_param, iso, json_body
 from imageextract.rest_compat.serializers import item_json, job_json
 from imageextract.services import job_callbacks, jobs, submission
@@ -102,21 +103,21 @@ async def get_job(request: Request) -> JSONResponse:
     """Fetch job status and grouped progress summary."""
     ctx = await build_context(request)
     job, items = await jobs.job_detail(ctx, request.path_params["id"])
-    return JSONResponse(job_json(job, items))
+    return FastJSONResponse(job_json(job, items))
 
 
 async def get_items(request: Request) -> JSONResponse:
     """Fetch the job's items (one per source) with status, timing, errors and image counts."""
     ctx = await build_context(request)
     job, items = await jobs.job_detail(ctx, request.path_params["id"])
-    return JSONResponse({"job_id": job.id, "items": [item_json(i) for i in items]})
+    return FastJSONResponse({"job_id": job.id, "items": [item_json(i) for i in items]})
 
 
 async def get_result(request: Request) -> JSONResponse:
     """Fetch the full extraction result (images) of a completed job."""
     ctx = await build_context(request)
     job, images = await jobs.result_of(ctx, request.path_params["id"])
-    return JSONResponse({
+    return FastJSONResponse({
         "job_id": job.id, "type": job.type, "status": job.status, "partial": job.partial,
         "image_count": job.image_count, "failed_image_count": job.failed_image_count,
         "credits_used": job.credits_used, "images": images.stored, "failed_images": images.failed,

@@ -16,6 +16,11 @@ from imageextract.schema.webhooks import WebhookDelivery
 from imageextract.services.job_views import FailedImageView, ImageView, ItemView, JobView
 
 
+def _view(row: Any) -> Any:
+    """A service view served as it is (schema default resolver: imageextract.graphql_fanout.view_attr)."""
+    return row
+
+
 @strawberry.type
 class ImageResult:
     id: strawberry.ID
@@ -142,7 +147,7 @@ class Job:
         loaded = await info.context.loaders.images_by_job.load(str(self.id)) if after is None else None
         page = await images_page(info.context.ctx, str(self.id), failed=False, first=first, after=after,
                                  loaded=loaded)
-        return Connection.of(page, ImageResult.from_view)
+        return Connection.of(page, _view)  # the views as they are: the default resolver reads dicts
 
     @strawberry.field(description="Images found whose bytes could not be fetched (same rule as images).")
     async def failed_images(self, info: Info[GQLContext, None], first: int = 100,
@@ -152,7 +157,7 @@ class Job:
         loaded = await info.context.loaders.images_by_job.load(str(self.id)) if after is None else None
         page = await images_page(info.context.ctx, str(self.id), failed=True, first=first, after=after,
                                  loaded=loaded)
-        return Connection.of(page, FailedImage.from_view)
+        return Connection.of(page, _view)
 
     @strawberry.field(description="Webhook deliveries about this job (its own callback and its project's "
                                   "webhooks), newest first.")

@@ -16,6 +16,7 @@ from typing import Any, TypedDict
 
 from imageextract.errors import ValidationError
 from imageextract.models import Image, Job, JobItem
+from imageextract.services import projection
 from imageextract.services.pagination import Page, check_first, decode_cursor, encode_cursor, keyset_page
 
 
@@ -123,12 +124,22 @@ def item_view(row: Any) -> ItemView:
 
 
 async def item_views(job_ids: list[Any]) -> dict[str, list[ItemView]]:
-    """Items of each job in position order, one query for all the jobs."""
+    """Items of each job in position order, one query for all the jobs (plain rows: services/projection)."""
     grouped: dict[str, list[ItemView]] = {str(j): [] for j in job_ids}
-    rows = await JobItem.filter(job_id__in=list(job_ids)).order_by("job_id", "position") \
-        .values("job_id", *_ITEM_COLUMNS)
-    for row in rows:
-        grouped[str(row["job_id"])].append(item_view(row))
+    if not grouped:
+        return grouped
+    conn = projection.connection()
+    sql = (f'SELECT {projection.columns("t", ("job_id", *_ITEM_COLUMNS))} FROM "job_items" t '
+           f'WHERE t."job_id" IN ({", ".join(projection.marks(conn, len(grouped)))}) ORDER BY t."job_id", t."position"')
+    as_datetime = projection.as_datetime
+    for row in await projection.rows(conn, sql, list(grouped)):
+        grouped[str(row["job_id"])].append(ItemView(
+            id=str(row["id"]), position=row["position"], kind=row["kind"], source_label=row["source_label"],
+            status=row["status"], image_count=row["image_count"], failed_image_count=row["failed_image_count"],
+            duration_ms=row["duration_ms"], error_code=row["error_code"], error_message=row["error_message"],
+            attempts=row["attempts"], updated_at=as_datetime(row["updated_at"]),
+            warnings=tuple(projection.as_json(row["warnings"]) or ()),
+        ))
     return grouped
 
 
@@ -211,15 +222,30 @@ async def image_views(job_id: Any, *, base_url: str, storage: Any, item_id: Any 
 
 async def image_views_of(job_ids: list[Any], *, base_url: str, storage: Any,
                          item_id: Any = None) -> dict[str, ImageSet]:
-    """`image_views` for several jobs in one query."""
-    query = Image.filter(job_id__in=list(job_ids))
-    if item_id is not None:
-        query = query.filter(item_id=item_id)
-    rows = await query.order_by("job_id", "item__position", "position").values(*_IMAGE_COLUMNS)
-    describe = storage.describe if storage is not None else None
+    """`image_views` for several jobs in one query (plain rows: services/projection)."""
     sets = {str(j): ImageSet(stored=[], failed=[]) for j in job_ids}
+    if not sets:
+        return sets
+    conn = projection.connection()
+    params: list[Any] = list(sets)
+    where = f'i."job_id" IN ({", ".join(projection.marks(conn, len(params)))})'
+    if item_id is not None:
+        where += f' AND i."item_id" = {projection.marks(conn, 1, start=len(params) + 1)[0]}'
+        params.append(str(item_id))
+    sql = (f'SELECT {projection.columns("i", _IMAGE_COLUMNS)} FROM "images" i JOIN "job_items" t ON t."id" = '
+           f'i."item_id" WHERE {where} ORDER BY i."job_id", t."position", i."position"')
+    rows = await projection.rows(conn, sql, params)
+    describe = storage.describe if storage is not None else None
+    if projection.is_sqlite(conn):
+        for row in rows:
+            row["has_alpha"] = None if row["has_alpha"] is None else bool(row["has_alpha"])
+            row["is_lazy_loaded"] = bool(row["is_lazy_loaded"])
     for row in rows:
-        target = sets[str(row["job_id"])]
+        row["job_id"], row["item_id"] = str(row["job_id"]), str(row["item_id"])
+        variants = row["variants"]
+        if variants is not None and not isinstance(variants, list):
+            row["variants"] = projection.as_json(variants)
+        target = sets[row["job_id"]]
         if row["storage_key"]:
             target.stored.append(_image_view(row, base_url, describe))
         else:

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
 from tortoise.functions import Sum
 from tortoise.transactions import in_transaction
 
@@ -43,11 +42,8 @@ async def _apply(
         existing = await LedgerEntry.filter(unique_ref=unique_ref).using_db(conn).first()
         if existing is not None:
             return existing
-    query = Account.filter(id=account_id)
-    if amount < 0:
-        query = query.filter(credits__gte=-amount)
-    updated = await query.using_db(conn).update(credits=F("credits") + amount)
-    if updated == 0:
+    balance_after = await _add_credits(conn, account_id, amount)
+    if balance_after is None:
         exists = await Account.filter(id=account_id).using_db(conn).exists()
         if not exists:
             raise NotFound("Account not found")
@@ -56,7 +52,6 @@ async def _apply(
             f"Insufficient credits: {-amount} needed, {balance} available",
             details={"required": -amount, "available": balance},
         )
-    balance_after = await balance_of(account_id, conn=conn)
     return await LedgerEntry.create(
         account_id=account_id,
         entry_type=entry_type,
@@ -68,6 +63,16 @@ async def _apply(
         note=note,
         using_db=conn,
     )
+
+
+async def _add_credits(conn: Any, account_id: str, amount: int) -> int | None:
+    """`credits += amount` unless that would go below zero; the new balance, or None when refused. One
+    statement (UPDATE ... RETURNING, on SQLite >= 3.35 and Postgres alike) instead of an UPDATE and a read."""
+    marks = ("?", "?", "?") if conn.capabilities.dialect == "sqlite" else ("$1", "$2", "$3")
+    rows = await conn.execute_query_dict(
+        f'UPDATE "accounts" SET "credits"="credits"+{marks[0]} WHERE "id"={marks[1]} AND "credits">={marks[2]} '
+        f'RETURNING "credits"', [amount, account_id, max(0, -amount)])
+    return int(rows[0]["credits"]) if rows else None
 
 
 async def balance_of(account_id: str, *, conn: Any = None) -> int:

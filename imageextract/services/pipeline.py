@@ -19,10 +19,11 @@ from tortoise.expressions import F, Q
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from imageextract.context import Context
 from imageextract.models import Account, Image, Job, JobItem
 from imageextract.services import ledger, progress, stored_objects
+from imageextract.services.job_views import OPEN
 from imageextract.services.plans import GUEST_PLAN, PLANS
+from imageextract.services.unit_of_work import Message, send_messages, unit_of_work
 
 log = logging.getLogger("imageextract.pipeline")
 
@@ -42,71 +43,65 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def enqueue_items(ctx: Context, item_ids: list[str]) -> None:
-    """After commit: one message per item. A failed enqueue is recovered by the reconciler."""
-    runtime = ctx.services
-    for item_id in item_ids:
-        try:
-            runtime.enqueue("process_item", item_id)
-        except Exception:
-            log.exception("enqueue failed for item %s; the reconciler will pick it up", item_id)
-
-
-async def _take_slot(account_id: str | None) -> bool:
-    if account_id is None:
-        return True
-    account = await Account.get_or_none(id=account_id)
+async def _take_slot(account: Account | None) -> bool:
     if account is None:
-        return False
+        return True
     limit = (PLANS.get(account.plan) or GUEST_PLAN).url_worker_concurrency
-    taken = await Account.filter(id=account_id, active_items__lt=limit).update(active_items=F("active_items") + 1)
+    taken = await Account.filter(id=account.id, active_items__lt=limit).update(active_items=F("active_items") + 1)
     return bool(taken)
 
 
-async def _give_slot(account_id: str | None) -> None:
-    if account_id is not None:
-        await Account.filter(id=account_id, active_items__gt=0).update(active_items=F("active_items") - 1)
+async def _give_slot(account: Account | None) -> None:
+    if account is not None:
+        await Account.filter(id=account.id, active_items__gt=0).update(active_items=F("active_items") - 1)
 
 
 async def process_item(runtime: Any, item_id: str) -> str:
     """Extract one source. Returns what happened (for logs and tests): done, failed, skipped, deferred."""
-    item = await JobItem.get_or_none(id=item_id).select_related("job")
+    # One read for the item, its job, the job's account (its plan: the slot) and project (webhooks).
+    item = await JobItem.get_or_none(id=item_id).select_related("job", "job__account", "job__project")
     if item is None or item.status in progress.TERMINAL:
         return "skipped"
     job: Job = item.job
     if job.status in progress.TERMINAL:
         return "skipped"
-    if not await _take_slot(job.account_id):  # type: ignore[attr-defined]
-        runtime.enqueue("process_item", item_id, delay=SLOT_RETRY_MS)
+    account: Account | None = job.account if job.account_id else None  # type: ignore[attr-defined]
+    if not await _take_slot(account):
+        await send_messages(runtime, [Message("process_item", (item_id,), SLOT_RETRY_MS)])  # nothing to commit
         return "deferred"
     try:
-        return await _process_claimed(runtime, item_id, job)
+        return await _process_claimed(runtime, item, job)
     finally:
-        await _give_slot(job.account_id)  # type: ignore[attr-defined]
+        await _give_slot(account)
 
 
-async def _process_claimed(runtime: Any, item_id: str, job: Job) -> str:
+async def _process_claimed(runtime: Any, item: JobItem, job: Job) -> str:
     settings = runtime.settings
     now = _now()
-    await Job.filter(id=job.id, status="queued").update(status="processing", started_at=now)
-    if await Job.filter(id=job.id, status="processing").count() == 0:
-        return "skipped"  # cancelled (or finished) meanwhile
+    started_job = False
+    if job.status == "queued":
+        started_job = bool(await Job.filter(id=job.id, status="queued").update(status="processing", started_at=now))
+        if not started_job and not await Job.filter(id=job.id, status="processing").exists():
+            return "skipped"  # cancelled (or finished) meanwhile
+    elif job.status != "processing":
+        return "skipped"
+    # Claimed only from the state read above (attempts included), so the attempt number is known here.
     claimable = Q(status__in=["queued", "pending"]) | Q(status="processing", lease_expires_at__lt=now)
-    claimed = await JobItem.filter(Q(id=item_id) & claimable).update(
-        status="processing", attempts=F("attempts") + 1, started_at=now,
-        lease_expires_at=now + timedelta(seconds=settings.item_stuck_seconds),
+    lease = now + timedelta(seconds=settings.item_stuck_seconds)
+    claimed = await JobItem.filter(Q(id=item.id) & Q(attempts=item.attempts) & claimable).update(
+        status="processing", attempts=F("attempts") + 1, started_at=now, lease_expires_at=lease,
     )
     if not claimed:
         return "skipped"
-    found = await JobItem.get_or_none(id=item_id)
-    if found is None:
-        return "skipped"  # the job was deleted meanwhile
-    item, attempt = found, found.attempts
+    item.status, item.attempts, item.started_at, item.lease_expires_at = "processing", item.attempts + 1, now, lease
+    attempt = item.attempts
     await progress.publish(runtime, job.id, progress.item_event(job.id, item))
-    await progress.publish_job(runtime, job.id)
+    if started_job:
+        job.status, job.started_at = "processing", now
+        await progress.publish(runtime, job.id, progress.job_state(job))
 
     started = time.monotonic()
-    heartbeat = asyncio.create_task(_renew_lease(item_id, attempt, settings.item_stuck_seconds))
+    heartbeat = asyncio.create_task(_renew_lease(str(item.id), attempt, settings.item_stuck_seconds))
     try:
         result = await _extract(runtime, item)
         stored = await _store_images(runtime, result.images) if result.status == "done" else []
@@ -149,19 +144,26 @@ _EXT = {"jpeg": "jpg", "svg": "svg", "png": "png", "gif": "gif", "webp": "webp",
         "tiff": "tif", "ico": "ico", "emf": "emf", "wmf": "wmf"}
 
 
+STORE_CONCURRENCY = 16  # image writes in flight per item (each is a thread hop locally, a request on S3)
+
+
 async def _store_images(runtime: Any, images: list[Any]) -> list[tuple[Any, str | None]]:
+    """Store each image's bytes once (content-addressed), several at a time; results in the images' order."""
     from imageextract.storage import content_key
 
     storage = runtime.storage
-    stored: list[tuple[Any, str | None]] = []
-    for img in images:
-        key: str | None = None
-        if img.data:
-            key = content_key(img.data, namespace="images", ext=_EXT.get((img.format or "").lower()))
+    gate = asyncio.Semaphore(STORE_CONCURRENCY)
+
+    async def store(img: Any) -> tuple[Any, str | None]:
+        if not img.data:
+            return img, None
+        key = content_key(img.data, namespace="images", ext=_EXT.get((img.format or "").lower()))
+        async with gate:
             if not await storage.exists(key):
                 await storage.put(key, img.data, content_type=img.media_type)
-        stored.append((img, key))
-    return stored
+        return img, key
+
+    return list(await asyncio.gather(*(store(img) for img in images)))
 
 
 def _image_row(job: Job, item: JobItem, position: int, img: Any, key: str | None, storage: Any) -> Image:
@@ -188,25 +190,35 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
     delays = runtime.settings.item_retry_delays
     if not ok and attempt <= len(delays) and is_transient(item, result):
         return await _retry_later(runtime, job, item, attempt, result, duration_ms, delays[attempt - 1])
+    done_item = {
+        "status": "done" if ok else "failed", "image_count": kept, "failed_image_count": lost,
+        "duration_ms": duration_ms, "error_code": None if ok else (result.error_code or "extraction_failed"),
+        "error_message": None if ok else (result.error_message or "extraction failed"), "finished_at": now,
+        "lease_expires_at": None,
+        "warnings": (list(getattr(result, "warnings", None) or []) or None) if ok else None,
+    }
+    counters = {"completed_items": F("completed_items") + 1, "image_count": F("image_count") + kept,
+                "failed_image_count": F("failed_image_count") + lost}
+    # A job of one source is finished by this very item: its terminal state is known here, so it is set in
+    # the same UPDATE as the counters (no status count, no re-read).
+    final = _single_item_final(job, ok, done_item) if job.total_items == 1 else None
     async with in_transaction() as conn:
         updated = await JobItem.filter(id=item.id, status="processing", attempts=attempt).using_db(conn).update(
-            status="done" if ok else "failed", image_count=kept, failed_image_count=lost, duration_ms=duration_ms,
-            error_code=None if ok else (result.error_code or "extraction_failed"),
-            error_message=None if ok else (result.error_message or "extraction failed"),
-            finished_at=now, lease_expires_at=None, refunded=not ok and job.account_id is not None,  # type: ignore[attr-defined]
-            warnings=(list(getattr(result, "warnings", None) or []) or None) if ok else None,
+            **done_item, refunded=not ok and job.account_id is not None,  # type: ignore[attr-defined]
         )
         if not updated:
             return "skipped"  # another attempt took over after our lease expired; its result stands
-        await Image.filter(item_id=item.id).using_db(conn).delete()
+        # Images are written only here, by the attempt that completes the item, so none exist yet.
         if ok and stored:
             rows = [_image_row(job, item, i, img, key, runtime.storage) for i, (img, key) in enumerate(stored)]
             await Image.bulk_create(rows, using_db=conn)
             await stored_objects.touch([key for _, key in stored], conn)  # serialise against deletion
-        await Job.filter(id=job.id).using_db(conn).update(
-            completed_items=F("completed_items") + 1, image_count=F("image_count") + kept,
-            failed_image_count=F("failed_image_count") + lost,
-        )
+        finished = False
+        if final is not None:
+            finished = bool(await Job.filter(id=job.id, status__in=list(OPEN)).using_db(conn).update(
+                **counters, **final))
+        if not finished:
+            await Job.filter(id=job.id).using_db(conn).update(**counters)
         if not ok and job.account_id is not None:  # type: ignore[attr-defined]
             await ledger.credit(account_id=job.account_id, amount=1, entry_type="job_refund", job_id=job.id,  # type: ignore[attr-defined]
                                 item_id=item.id, unique_ref=f"refund:item:{item.id}",
@@ -214,25 +226,44 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
     if ok and stored:  # a job deleted meanwhile may have released bytes we now reference: put them back
         await stored_objects.ensure_stored(runtime.storage, {key: img.data for img, key in stored if key},
                                            content_types={key: img.media_type for img, key in stored if key})
-    fresh = await JobItem.get(id=item.id)
-    await progress.publish(runtime, job.id, progress.item_event(job.id, fresh))
-    await maybe_finalize(runtime, job.id)
+    for name, value in done_item.items():
+        setattr(item, name, value)
+    await progress.publish(runtime, job.id, progress.item_event(job.id, item))
+    if finished and final is not None:
+        job.completed_items += 1
+        job.image_count += kept
+        job.failed_image_count += lost
+        for name, value in final.items():
+            setattr(job, name, value)
+        await progress.publish(runtime, job.id, progress.job_state(job))
+        await _after_terminal(runtime, job)
+    else:
+        await maybe_finalize(runtime, job.id)
     return "done" if ok else "failed"
+
+
+def _single_item_final(job: Job, ok: bool, item: dict[str, Any]) -> dict[str, Any]:
+    """What `maybe_finalize` decides for a job whose only item ends as `item`."""
+    return {"status": "done" if ok else "failed", "partial": False, "credits_used": 1 if ok else 0,
+            "finished_at": item["finished_at"], "error_code": None if ok else item["error_code"],
+            "error_message": None if ok else item["error_message"]}
 
 
 async def _retry_later(runtime: Any, job: Job, item: JobItem, attempt: int, result: Any, duration_ms: int,
                        delay: float) -> str:
     """Give the item back to the queue and schedule attempt `attempt + 1` (the credit stays taken)."""
-    released = await JobItem.filter(id=item.id, status="processing", attempts=attempt).update(
-        status="queued", lease_expires_at=None, duration_ms=duration_ms, error_code=result.error_code,
-        error_message=f"attempt {attempt} failed, retrying: {result.error_message or result.error_code}"[:2000],
-    )
+    jittered = delay * random.uniform(1.0, 1.2)
+    async with unit_of_work(runtime) as uow:  # the next attempt is sent once the item is queued again
+        released = await JobItem.filter(id=item.id, status="processing", attempts=attempt).using_db(uow.conn).update(
+            status="queued", lease_expires_at=None, duration_ms=duration_ms, error_code=result.error_code,
+            error_message=f"attempt {attempt} failed, retrying: {result.error_message or result.error_code}"[:2000],
+        )
+        if released:
+            uow.enqueue("process_item", str(item.id), delay=int(jittered * 1000) or None)
     if not released:
         return "skipped"
     fresh = await JobItem.get(id=item.id)
     await progress.publish(runtime, job.id, progress.item_event(job.id, fresh))
-    jittered = delay * random.uniform(1.0, 1.2)
-    runtime.enqueue("process_item", str(item.id), delay=int(jittered * 1000) or None)
     log.info("item %s: %s on attempt %d, retrying in %.1fs", item.id, result.error_code, attempt, jittered)
     return "retrying"
 
@@ -261,19 +292,21 @@ async def maybe_finalize(runtime: Any, job_id: Any) -> bool:
     )
     if not updated:
         return False
-    await progress.publish_job(runtime, job_id)
-    await _after_terminal(runtime, job_id)
+    job = await Job.get(id=job_id).select_related("project")
+    await progress.publish(runtime, job_id, progress.job_state(job))
+    await _after_terminal(runtime, job)
     return True
 
 
-async def _after_terminal(runtime: Any, job_id: Any) -> None:
-    """Hooks that run once per job when it reaches a terminal status (webhooks)."""
+async def _after_terminal(runtime: Any, job: Job | Any) -> None:
+    """Hooks that run once per job when it reaches a terminal status (webhooks). `job` is the Job (as read
+    after it became terminal) or its id."""
     hooks = getattr(runtime, "terminal_hooks", [])
     for hook in hooks:
         try:
-            await hook(runtime, job_id)
+            await hook(runtime, job)
         except Exception:
-            log.exception("terminal hook failed for job %s", job_id)
+            log.exception("terminal hook failed for job %s", getattr(job, "id", job))
 
 
 async def reconcile(runtime: Any) -> dict[str, int]:
@@ -285,11 +318,13 @@ async def reconcile(runtime: Any) -> dict[str, int]:
     expired = await JobItem.filter(status="processing", lease_expires_at__lt=now).values_list("id", flat=True)
     stale = await JobItem.filter(status__in=["queued", "pending"], updated_at__lt=stuck_before,
                                  job__status__in=["queued", "processing"]).values_list("id", flat=True)
-    if stale:
-        await JobItem.filter(id__in=list(stale)).update(updated_at=now)  # not again next round
-    for item_id in [*expired, *stale]:
-        runtime.enqueue("process_item", str(item_id))
-        requeued += 1
+    if expired or stale:
+        async with unit_of_work(runtime) as uow:
+            if stale:
+                await JobItem.filter(id__in=list(stale)).using_db(uow.conn).update(updated_at=now)  # not next round
+            for item_id in [*expired, *stale]:
+                uow.enqueue("process_item", str(item_id))
+                requeued += 1
     finalized = 0
     for job_id in await Job.filter(status__in=["queued", "processing"], updated_at__lt=now - timedelta(seconds=5)) \
             .values_list("id", flat=True):

@@ -11,7 +11,6 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
-from tortoise.transactions import in_transaction
 
 from imageextract.context import Context
 from imageextract.errors import (
@@ -29,6 +28,7 @@ from imageextract.services.filetypes import sniff_document
 from imageextract.services.guests import ensure_guest
 from imageextract.services.plans import Plan, get_plan
 from imageextract.services.security import sha256_hex
+from imageextract.services.unit_of_work import unit_of_work
 from imageextract.services.urls import check_public_url, validate_http_url
 from imageextract.services.webhook_signing import new_secret
 
@@ -248,9 +248,6 @@ async def submit_job(
     if uploads:  # a job deleted meanwhile may have released the same bytes: put them back
         await stored_objects.ensure_stored(ctx.services.storage, dict(zip(upload_keys, (u.data for u in uploads),
                                                                           strict=True)))
-    from imageextract.services.pipeline import enqueue_items
-
-    await enqueue_items(ctx, item_ids)
     return Submitted(job=job, created=True, rate=rate, item_ids=item_ids, webhook_secret=job.webhook_secret)
 
 
@@ -266,7 +263,9 @@ async def _create(ctx: Context, *, kind: str, urls: list[str], uploads: list[Upl
     n = len(urls) or len(uploads)
     job_id = uuid.uuid4()
     now = datetime.now(UTC)
-    async with in_transaction() as conn:
+    # One message per item, sent after COMMIT (never for a rolled-back job; retried while the broker blinks).
+    async with unit_of_work(ctx.services) as uow:
+        conn = uow.conn
         if idempotency_key:
             await IdempotencyRecord.create(scope=scope, key=idempotency_key, request_hash=fingerprint, job_id=job_id,
                                            expires_at=now + IDEMPOTENCY_TTL, using_db=conn)
@@ -295,6 +294,7 @@ async def _create(ctx: Context, *, kind: str, urls: list[str], uploads: list[Upl
                                      upload_key=upload_keys[pos], upload_size=len(u.data), status="queued",
                                      using_db=conn)
             item_ids.append(str(item_id))
+            uow.enqueue("process_item", str(item_id))
         if principal is not None:
             await _check_daily_cap(principal.account_id, plan, n, conn)
             await ledger.debit(account_id=principal.account_id, amount=n, entry_type="job_debit", job_id=job_id,

@@ -9,6 +9,7 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 
 from imageextract.models import Job, JobItem, Project, WebhookDelivery, WebhookEndpoint
+from imageextract.services.unit_of_work import unit_of_work
 
 log = logging.getLogger("imageextract.webhooks")
 
@@ -51,31 +52,31 @@ async def create_delivery(runtime: Any, *, project: Project, endpoint: WebhookEn
     """One delivery per receiver and event (dedupe_key), enqueued after commit. None if it already exists."""
     receiver = receiver or (endpoint.id if endpoint is not None else f"default:{project.id}")
     try:
-        delivery = await WebhookDelivery.create(
-            account_id=project.account_id, project=project, endpoint=endpoint, url=url,  # type: ignore[attr-defined]
-            event_type=event_type, dedupe_key=f"{receiver}:{event_key}", job_id=job_id, payload=payload,
-            next_attempt_at=datetime.now(UTC),
-        )
+        async with unit_of_work(runtime) as uow:  # the delivery message is sent after COMMIT, with retries
+            delivery = await WebhookDelivery.create(
+                account_id=project.account_id, project=project, endpoint=endpoint, url=url,  # type: ignore[attr-defined]
+                event_type=event_type, dedupe_key=f"{receiver}:{event_key}", job_id=job_id, payload=payload,
+                next_attempt_at=datetime.now(UTC), using_db=uow.conn,
+            )
+            payload_with_id = {"id": delivery.id, **payload}
+            await WebhookDelivery.filter(id=delivery.id).using_db(uow.conn).update(payload=payload_with_id)
+            delivery.payload = payload_with_id
+            uow.enqueue("deliver_webhook", delivery.id)
     except IntegrityError:
         return None
-    payload_with_id = {"id": delivery.id, **payload}
-    await WebhookDelivery.filter(id=delivery.id).update(payload=payload_with_id)
-    delivery.payload = payload_with_id
-    try:
-        runtime.enqueue("deliver_webhook", delivery.id)
-    except Exception:
-        log.exception("enqueue failed for delivery %s; the reconciler will send it", delivery.id)
     return delivery
 
 
-async def on_job_terminal(runtime: Any, job_id: Any) -> None:
-    job = await Job.get_or_none(id=job_id)
+async def on_job_terminal(runtime: Any, job_or_id: Job | Any) -> None:
+    """`job_or_id`: the terminal Job as the pipeline holds it (its project fetched with it), or its id."""
+    job = job_or_id if isinstance(job_or_id, Job) else await Job.get_or_none(id=job_or_id)
     if job is None or job.project_id is None:  # type: ignore[attr-defined]
         return
     event_type = event_type_for(job)
     if event_type is None:
         return
-    project = await Project.get(id=job.project_id)  # type: ignore[attr-defined]
+    fetched = job.project
+    project = fetched if isinstance(fetched, Project) else await Project.get(id=job.project_id)  # type: ignore[attr-defined]
     endpoints = [e for e in await WebhookEndpoint.filter(project_id=project.id, status="active")
                  if event_type in (e.subscribed_events or [])]
     if not endpoints and not project.default_webhook_url and not job.webhook_url:

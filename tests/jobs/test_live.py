@@ -37,9 +37,9 @@ async def test_sse_stream_until_done(client: httpx.AsyncClient, account: dict[st
     assert events[-1]["result_url"] == f"/api/v1/jobs/{job_id}/result"
     assert events[-1]["progress"] == 100
     assert any(e.get("item", {}).get("status") == "done" for e in events)
-    # A finished job: current state then the terminal event, then the stream closes.
+    # A finished job: its items, then the terminal event, then the stream closes.
     again = await asyncio.wait_for(_sse_events(client, job_id, h), 10)
-    assert again[0]["status"] == "done" and again[0]["result_url"]
+    assert "item" in again[0] and again[-1]["status"] == "done" and again[-1]["result_url"]
 
 
 async def test_sse_errors(client: httpx.AsyncClient, account: dict[str, Any], pages: ThreadingHTTPServer,

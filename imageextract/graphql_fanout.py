@@ -1,0 +1,195 @@
+"""The schema's executor: graphql-core's, with two shortcuts that change no result.
+
+1. Lists of flat objects (`images { 15 scalar fields }`): when every selected field of the item type is a
+   plain attribute (Strawberry's default resolver, no arguments, no directives, no middleware) of a scalar
+   type, the list is completed by reading the attributes and serialising each value with its scalar's own
+   `serialize`, instead of a full field execution (resolve info, path, completion) per cell. Anything
+   else, or any value that would not serialise cleanly (a null in a non-null field, an invalid scalar),
+   falls back to the normal path for that list, which produces the usual errors.
+2. Subscription fan-out: one GraphQL execution per event for all the subscribers that would compute the
+   same result, instead of one per subscriber.
+
+A thousand subscribers of one job receive the same pub/sub message object (events/: one parsed object per
+process, shared by every local subscription). `shared_root` turns that message into one root value for all
+of them, and `SharedEventExecutor` (the schema's executor) runs the selection set over a root once per
+distinct (operation document, variables, viewer scope) and hands the same result to every subscriber with
+that key. The viewer scope (account, project binding and role; or the guest identity) is part of the key,
+so a result computed for one caller is never served to another, even if a resolver below the root looked
+at the viewer. Per-subscriber roots (the current state read on subscribe) are distinct objects: never shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import operator
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any, TypeVar
+
+from graphql import GraphQLError, GraphQLNonNull, GraphQLObjectType, GraphQLScalarType
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+T = TypeVar("T")
+
+MAX_ENTRIES = 4096  # recent (event, key) results kept; an evicted one is simply computed again
+
+_roots: OrderedDict[int, tuple[Any, Any]] = OrderedDict()  # id(message) -> (message, root)
+_results: OrderedDict[Hashable, tuple[tuple[Any, ...], Any]] = OrderedDict()  # key -> (kept alive, result)
+
+
+def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    cache[key] = value
+    if len(cache) > MAX_ENTRIES:
+        cache.popitem(last=False)
+
+
+def shared_root(message: Any, build: Callable[[Any], T]) -> T:
+    """The root value for `message`, built once per message object (the entry keeps the message alive, so
+    its id cannot be reused by another message while the entry exists)."""
+    entry = _roots.get(id(message))
+    if entry is not None and entry[0] is message:
+        return entry[1]
+    root = build(message)
+    _remember(_roots, id(message), (message, root))
+    return root
+
+
+def viewer_scope(context: Any) -> Hashable:
+    ctx = getattr(context, "ctx", None)
+    principal = getattr(ctx, "principal", None)
+    if principal is not None:
+        return ("account", principal.account_id, principal.project_id, principal.role)
+    return ("guest", getattr(ctx, "guest_token", None), id(context))  # anonymous: never shared
+
+
+def _variables_key(values: Any) -> str:
+    return json.dumps(values, sort_keys=True, default=repr)
+
+
+# A flat plan: (response key, read the attribute, serialise, non-null) per selected field.
+FlatPlan = list[tuple[str, Callable[[Any], Any], Callable[[Any], Any], bool]]
+_NO_PLAN: FlatPlan = []
+
+
+class _NotFlat(Exception):
+    pass
+
+
+def view_attr(source: Any, name: str) -> Any:
+    """The schema's default resolver: an attribute, or a key of a plain dict (a service view such as
+    `ImageView` served as it is, without building a Strawberry object per row)."""
+    if source.__class__ is dict:
+        return source[name]
+    return getattr(source, name)
+
+
+class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's executor, with flat lists completed directly and subscription events executed once per
+    (root, document, variables, viewer)."""
+
+    _share: tuple[Any, ...] | None = None
+
+    def complete_iterable_value(self, item_type: Any, field_details_list: Any, info: Any, path: Any,
+                                items: Iterable[Any], position_context: Any) -> Any:
+        plan = self._flat_plan(item_type, field_details_list)
+        if not plan:
+            return super().complete_iterable_value(item_type, field_details_list, info, path, items,
+                                                   position_context)
+        items = items if isinstance(items, list | tuple) else list(items)
+        try:
+            return [_complete_flat(item, plan) for item in items]
+        except (_NotFlat, GraphQLError, TypeError, ValueError):
+            return super().complete_iterable_value(item_type, field_details_list, info, path, items,
+                                                   position_context)
+
+    def _flat_plan(self, item_type: Any, field_details_list: Any) -> FlatPlan:
+        cache: dict[Any, tuple[Any, FlatPlan]] = self.__dict__.setdefault("_flat_plans", {})
+        key = (item_type, id(field_details_list))
+        cached = cache.get(key)
+        if cached is not None:
+            return cached[1]
+        plan = self._build_flat_plan(item_type, field_details_list)
+        cache[key] = (field_details_list, plan)  # the list kept alive: its id is not reused meanwhile
+        return plan
+
+    def _build_flat_plan(self, item_type: Any, field_details_list: Any) -> FlatPlan:
+        if isinstance(item_type, GraphQLNonNull):
+            item_type = item_type.of_type
+        manager = self.middleware_manager
+        if (not isinstance(item_type, GraphQLObjectType) or item_type.is_type_of is not None
+                or (manager is not None and manager.middlewares)):
+            return _NO_PLAN
+        grouped, new_defers, forbidden = self.collect_subfields(item_type, field_details_list)
+        if new_defers or forbidden:
+            return _NO_PLAN
+        plan: FlatPlan = []
+        for response_key, details in grouped.items():
+            nodes = [d.node for d in details]
+            if any(n.arguments or n.directives or n.selection_set for n in nodes) or \
+                    any(d.defer_usage is not None for d in details):
+                return _NO_PLAN
+            name = nodes[0].name.value
+            if name == "__typename":
+                type_name = item_type.name
+                plan.append((response_key, lambda _item, type_name=type_name: type_name, str, True))  # type: ignore[misc]
+                continue
+            field_def = item_type.fields.get(name)
+            if field_def is None or not getattr(field_def.resolve, "_is_default", False):
+                return _NO_PLAN
+            definition = (field_def.extensions or {}).get("strawberry-definition")
+            if definition is None or definition.base_resolver is not None:
+                return _NO_PLAN
+            leaf, non_null = field_def.type, False
+            if isinstance(leaf, GraphQLNonNull):
+                leaf, non_null = leaf.of_type, True
+            if not isinstance(leaf, GraphQLScalarType):
+                return _NO_PLAN
+            resolver = definition.default_resolver
+            if resolver is getattr:
+                read: Callable[[Any], Any] = operator.attrgetter(definition.python_name)
+            elif resolver is view_attr:
+                getter = operator.attrgetter(definition.python_name)
+                read = lambda item, k=definition.python_name, g=getter: item[k] if item.__class__ is dict else g(item)  # type: ignore[misc]  # noqa: E731
+            else:
+                read = lambda item, r=resolver, n=definition.python_name: r(item, n)  # type: ignore[misc]  # noqa: E731
+            plan.append((response_key, read, leaf.serialize, non_null))
+        return plan
+
+    def build_per_event_executor(self, payload: Any) -> Any:  # noqa: D102
+        executor = super().build_per_event_executor(payload)
+        executor._share = (payload, self.operation,  # type: ignore[attr-defined]
+                           _variables_key(self.variable_values), viewer_scope(self.context_value))
+        return executor
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        share = self._share
+        if share is None:
+            return super().execute_operation(serially)
+        payload, operation, variables, scope = share
+        key = (id(payload), id(operation), variables, scope)
+        entry = _results.get(key)
+        if entry is not None and entry[0][0] is payload and entry[0][1] is operation:
+            result = entry[1]
+        else:
+            result = super().execute_operation(serially)
+            if self.is_awaitable(result):
+                result = asyncio.ensure_future(result)  # one task, awaited by every subscriber with this key
+            _remember(_results, key, ((payload, operation), result))
+        # Shielded: a subscriber that disconnects cancels its own wait, never the shared execution.
+        return asyncio.shield(result) if isinstance(result, asyncio.Future) else result
+
+
+def _complete_flat(item: Any, plan: FlatPlan) -> dict[str, Any]:
+    if item is None:
+        raise _NotFlat
+    row: dict[str, Any] = {}
+    for key, read, serialize, non_null in plan:
+        value = read(item)
+        if value is None:
+            if non_null:
+                raise _NotFlat
+            row[key] = None
+        else:
+            row[key] = serialize(value)
+    return row
