@@ -22,7 +22,8 @@ limit (SIGXCPU), ExtractError("extraction_failed") for anything else (out of mem
 Results come back as JSON plus raw byte blobs (never pickle), so a compromised child cannot run code in the
 parent; identical image bytes travel once and are shared.
 
-Public: `run_document(data, *, filename, options)`, `shutdown_sandbox()` (registered with atexit),
+Public: `run_document(data, *, filename, options)`, `run_convert(data, *, spec, options)` (exports: one image
+converted by `imageextract.extract.convert` under Pillow's bomb limits), `shutdown_sandbox()` (registered with atexit),
 `worker_pids()`. Tests reach the private task kinds (sleep, crash, spin, alloc, pid) through `_debug_task`;
 document content can never select a task kind.
 """
@@ -62,6 +63,7 @@ _BOOTSTRAP = (
 )
 _DEBUG_KINDS = frozenset({"__sleep__", "__crash__", "__spin__", "__alloc__", "__pid__"})
 _IMAGE_FIELDS = frozenset(f.name for f in dataclasses.fields(ExtractedImage)) - {"data"}
+_DATA_KINDS = frozenset({"document", "convert"})  # task kinds whose input bytes follow the message
 
 
 def run_document(data: bytes, *, filename: str | None, options: ExtractOptions) -> list[ExtractedImage]:
@@ -72,6 +74,14 @@ def run_document(data: bytes, *, filename: str | None, options: ExtractOptions) 
         return [_image_from(item, blobs, digests) for item in reply["images"]]
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ExtractError("extraction_failed", f"the sandbox returned a malformed result: {exc}") from None
+
+
+def run_convert(data: bytes, *, spec: Any, options: ExtractOptions) -> list[Any]:
+    """`convert.convert(data, spec)` in a sandbox child: the variants, or ConvertError for a bad image."""
+    from imageextract.extract.convert import convert_reply
+
+    reply, blobs = _POOL.run("convert", spec, data, None, options)
+    return convert_reply(reply, blobs)
 
 
 def shutdown_sandbox() -> None:
@@ -235,7 +245,7 @@ class _Pool:
         worker = self.acquire(limits)
         reuse = False
         try:
-            reply, blobs = worker.exchange(message, data if kind == "document" else None, options)
+            reply, blobs = worker.exchange(message, data if kind in _DATA_KINDS else None, options)
             worker.tasks += 1
             reuse = not reply.get("recycle") and worker.tasks < limits.max_tasks
         finally:
@@ -388,13 +398,17 @@ def _child_main(conn: Connection, parent: int, memory_bytes: int, cpu_hard: int)
         if not message:
             return
         kind, arg, filename, options = pickle.loads(message)  # from the parent, which we trust
-        data = conn.recv_bytes() if kind == "document" else b""
+        data = conn.recv_bytes() if kind in _DATA_KINDS else b""
         _task_cpu_limit(options.sandbox_cpu_seconds, cpu_hard)
         blobs: list[bytes] = []
         try:
             if kind == "document":
                 images = documents.extract_unsandboxed(data, filename=filename, options=options)
                 reply: dict[str, Any] = {"ok": True, "images": _pack(images, blobs)}
+            elif kind == "convert":
+                from imageextract.extract.convert import convert_task
+
+                reply = convert_task(data, arg, blobs)
             else:
                 reply = {"ok": True, "value": _child_debug(kind, arg)}
         except ExtractError as exc:
