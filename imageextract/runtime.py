@@ -48,12 +48,13 @@ class Runtime:
 
 
 async def _reconcile_forever(runtime: Runtime) -> None:
-    from imageextract.services import pipeline
+    from imageextract.services import exports, pipeline
 
     while True:
         await asyncio.sleep(runtime.settings.reconcile_interval_seconds)
         try:
             result = await pipeline.reconcile(runtime)
+            result |= {f"exports_{k}": v for k, v in (await exports.reconcile(runtime)).items()}
             if any(result.values()):
                 log.info("reconciler: %s", result)
         except Exception:
