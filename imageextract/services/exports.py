@@ -155,8 +155,7 @@ _KNOWN_EXT = re.compile(r"\.(jpe?g|png|gif|webp|avif|bmp|tiff?|ico|svg|heic|jxl|
 
 def safe_basename(name: str) -> str:
     """A file-name stem safe in a URL segment and a ZIP: ASCII letters, digits, `.`, `_`, `-`."""
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = _KNOWN_EXT.sub("", name)
+    name = _KNOWN_EXT.sub("", name.strip())  # slashes are characters of a title here, never a path
     name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", name)
     name = re.sub(r"\.{2,}", ".", name)
