@@ -80,3 +80,13 @@ def decode(data: bytes) -> Image.Image:
     im = Image.open(io.BytesIO(data))
     im.load()
     return im
+
+
+def bomb_png() -> bytes:
+    """120 megapixels (1-bit) in about 15 KB: over the export's pixel limit."""
+    buf = io.BytesIO()
+    Image.new("1", (12000, 10000)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>'
