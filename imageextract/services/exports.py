@@ -438,7 +438,7 @@ def _lease(settings: Any) -> timedelta:
     return timedelta(seconds=max(settings.item_stuck_seconds, settings.export_wall_seconds + 60))
 
 
-def _options(settings: Any) -> Any:
+def conversion_options(settings: Any) -> Any:
     return settings.extract_options(
         sandbox_memory_bytes=settings.export_memory_mb * 1024 * 1024, sandbox_cpu_seconds=settings.export_cpu_seconds,
         sandbox_wall_seconds=settings.export_wall_seconds, max_image_bytes=MAX_OUTPUT_BYTES,
@@ -472,7 +472,7 @@ async def _run(runtime: Any, export: Export, row: ExportImage) -> tuple[list[Var
     spec = ConvertSpec(format=row.format, preset=chosen.preset, widths=chosen.widths,
                        strip_metadata=chosen.strip_metadata, max_pixels=settings.export_max_pixels)
     try:
-        return await asyncio.to_thread(_convert, data, spec, _options(settings)), None, None
+        return await asyncio.to_thread(_convert, data, spec, conversion_options(settings)), None, None
     except ConvertError as exc:
         return [], exc.code, exc.message
     except ExtractError as exc:  # the child was killed: time limit, memory, crash

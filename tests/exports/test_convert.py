@@ -169,11 +169,11 @@ def test_bombs_and_garbage_are_refused_with_codes() -> None:
 
 @pytest.mark.timeout(240)
 def test_fifty_megapixels_convert_inside_the_workers_memory_cap() -> None:
-    from imageextract.services.exports import _options
     from imageextract.extract.sandbox import run_convert
+    from imageextract.services.exports import conversion_options
 
     settings = Settings()
-    options = _options(settings)
+    options = conversion_options(settings)
     assert options.sandbox and options.sandbox_memory_bytes == settings.export_memory_mb * 2**20
     big = Image.open(SKIMAGE_DATA / "astronaut.png").convert("RGB").resize((8660, 5774))
     data = _jpeg(big, quality=85)
@@ -188,5 +188,5 @@ def test_fifty_megapixels_convert_inside_the_workers_memory_cap() -> None:
     # The same image under a cap too small for it fails cleanly (no crash of the caller, a stable code).
     small_cap = settings.model_copy(update={"export_memory_mb": 700})
     with pytest.raises(ConvertError) as caught:
-        run_convert(data, spec=ConvertSpec(format="webp"), options=_options(small_cap))
+        run_convert(data, spec=ConvertSpec(format="webp"), options=conversion_options(small_cap))
     assert caught.value.code in ("image_too_large", "conversion_failed")
