@@ -1,4 +1,4 @@
-"""`python -m bench [engine|pipeline ...]`: run the named benchmark suites (all by default)."""
+"""`python -m bench [engine|pipeline|export ...]`: run the named benchmark suites (all by default)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 SUITES = {
     "engine": "bench.engine",  # extraction engine: PDF vs bare PyMuPDF and pdfimages, HTML MB/s, probing, memory
     "pipeline": "bench.pipeline",  # the service: URL job latency, 200 concurrent jobs, 1,000-subscriber fan-out
+    "export": "bench.export",  # export conversion per format and preset vs bare Pillow; bytes saved per format
 }
 
 
