@@ -115,6 +115,12 @@ def _width(value: Any, index: int) -> int:
     return value
 
 
+def avif_available() -> bool:
+    from PIL import features
+
+    return bool(features.check("avif"))
+
+
 def parse_settings(raw: Any) -> ExportSettings:
     """Validate the `settings` object of spec 002 (every field optional, unknown fields refused)."""
     if raw is None:
@@ -129,6 +135,9 @@ def parse_settings(raw: Any) -> ExportSettings:
     if fmt not in FORMATS:
         raise ValidationError(f"settings.format must be one of {', '.join(FORMATS)}",
                               details={"field": "settings.format", "allowed": list(FORMATS)})
+    if fmt == "avif" and not avif_available():
+        raise Unprocessable("AVIF is not available on this server (its Pillow has no AVIF support)",
+                            details={"field": "settings.format"}, code="format_unavailable")
     preset = raw.get("preset") if raw.get("preset") is not None else "high"
     if preset not in PRESETS:
         raise ValidationError(f"settings.preset must be one of {', '.join(PRESETS)}",
