@@ -162,3 +162,23 @@ async def test_download_waits_for_the_export(client: httpx.AsyncClient, account:
         assert r.status_code == 200
     await wait_for_export(client, export_id, h)
     assert (await client.get(path.format(id=export_id), headers=h)).status_code == 200
+
+
+async def test_daily_credit_cap_counts_exports(client: httpx.AsyncClient, db: Any, pages: ThreadingHTTPServer) -> None:
+    free = await make_account(plan="free")  # daily cap of 10 credits
+    h = free["headers"]
+    from tests.jobs.helpers import wait_for_job
+
+    r = await client.post("/api/v1/jobs", headers=h, json={"type": "url", "input": f"{base_url(pages)}/page/10"})
+    job_id = r.json()["job_id"]
+    assert (await wait_for_job(client, job_id, h))["image_count"] == 10
+    balance = await ledger.balance_of(free["account_id"])
+    r = await client.post(f"/api/v1/jobs/{job_id}/exports", headers=h, json={})
+    assert r.status_code == 402 and r.json()["error"]["code"] == "daily_credit_cap", r.text
+    assert r.json()["error"]["details"] == {"daily_credit_cap": 10, "spent_today": 1, "required": 10}
+    await _nothing_written(free["account_id"], balance)
+    images = (await client.get(f"/api/v1/jobs/{job_id}/result", headers=h)).json()["images"]
+    r = await client.post(f"/api/v1/jobs/{job_id}/exports", headers=h, json={"image_ids": [i["id"] for i in images[:9]]})
+    assert r.status_code == 202, "9 more credits reach the cap exactly"
+    r = await client.post(f"/api/v1/jobs/{job_id}/exports", headers=h, json={"image_ids": [images[9]["id"]]})
+    assert r.status_code == 402 and r.json()["error"]["details"]["spent_today"] == 10
