@@ -181,7 +181,7 @@ def main(argv: list[str]) -> int:
         print(f"worst ratio: wall {worst:.2f}x, CPU {worst_cpu:.2f}x (target <= {RATIO_TARGET}x)")
         status = 0 if min(worst, worst_cpu) <= RATIO_TARGET else 1
 
-        print("\nbytes saved at preset high (output vs source files)")
+        print("\nbytes at preset high: output size and its change against the source files (negative = saved)")
         print(f"{'format':<9} {'photos':>22} {'graphics':>22} {'all':>22}")
         for fmt in (*FORMATS, "original"):
             sums = {"photo": [0, 0], "graphic": [0, 0]}
@@ -195,7 +195,7 @@ def main(argv: list[str]) -> int:
             cells = []
             for src, out in (sums["photo"], sums["graphic"], [sums["photo"][0] + sums["graphic"][0],
                                                               sums["photo"][1] + sums["graphic"][1]]):
-                cells.append(f"{out / 1e3:>8.0f} KB ({(1 - out / src) * 100:>+5.0f}%)")
+                cells.append(f"{out / 1e3:>8.0f} KB ({(out / src - 1) * 100:>+5.0f}%)")
             print(f"{fmt:<9} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22}")
         photo_src = sum(len(s.data) for s in sources if s.kind == "photo")
         graphic_src = sum(len(s.data) for s in sources if s.kind == "graphic")
