@@ -74,14 +74,12 @@ def bare_pillow(data: bytes, fmt: str, preset: str) -> int:
     """The anchor: what a script would write with Pillow alone for the same conversion."""
     from imageextract.extract.convert import png_colours, save_options
 
-    im = Image.open(io.BytesIO(data))
-    alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-    if fmt == "jpeg":
-        im = im.convert("RGB")
-    else:
-        im = im.convert("RGBA" if alpha else "RGB")
-    if fmt == "png" and png_colours(preset):
-        im = im.quantize(png_colours(preset), method=Image.Quantize.FASTOCTREE if alpha else Image.Quantize.MEDIANCUT,
+    source = Image.open(io.BytesIO(data))
+    alpha = source.mode in ("RGBA", "LA", "PA") or "transparency" in source.info
+    im = source.convert("RGB" if fmt == "jpeg" or not alpha else "RGBA")
+    colours = png_colours(preset) if fmt == "png" else None
+    if colours:
+        im = im.quantize(colours, method=Image.Quantize.FASTOCTREE if alpha else Image.Quantize.MEDIANCUT,
                          dither=Image.Dither.NONE if alpha else Image.Dither.FLOYDSTEINBERG)
     buf = io.BytesIO()
     im.save(buf, **save_options(fmt, preset))

@@ -19,7 +19,7 @@ import logging
 import re
 import time
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -639,7 +639,8 @@ async def _terminal_event(ctx: Context, export_id: str) -> ExportEvent:
                        export=snapshot)
 
 
-async def follow(ctx: Context, export_id: str, *, heartbeat: float | None = None) -> AsyncIterator[ExportEvent | None]:
+async def follow(ctx: Context, export_id: str, *, heartbeat: float | None = None
+                 ) -> AsyncGenerator[ExportEvent | None, None]:
     """Subscribe, then the current state, then every change; ends with `complete` or `error`. None every
     `heartbeat` seconds of silence. Access is checked before anything is sent."""
     export = await get_export(ctx, export_id)

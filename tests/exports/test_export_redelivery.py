@@ -31,7 +31,7 @@ async def runtime(db: Any) -> AsyncIterator[Runtime]:
     await rt.storage.open()
     rt.events = MemoryPubSub()
     sent = Sent()
-    rt.enqueue = sent  # type: ignore[method-assign]
+    rt.enqueue = sent  # type: ignore[method-assign,assignment]
     yield rt
     await rt.storage.close()
 
