@@ -23,6 +23,8 @@ from imageextract.services.auth import GUEST_COOKIE, SESSION_COOKIE
 PUBLIC = {("POST", "/api/auth/signup"), ("POST", "/api/auth/login"), ("GET", "/api/v1/openapi.json")}
 # Job routes also answer guests: a guest owns the jobs it submitted through the guest cookie.
 GUEST_PREFIX = "/api/v1/jobs"
+# ... except these, under that prefix but for accounts only (an export costs credits).
+ACCOUNT_ONLY = {("POST", "/api/v1/jobs/{id}/exports")}
 MULTIPART = {("POST", "/api/v1/jobs")}
 _PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?}")
 
@@ -61,6 +63,8 @@ def _security(method: str, template: str) -> list[dict[str, list[str]]] | None:
     """None: the document-wide requirement (API key or session) applies."""
     if (method, template) in PUBLIC:
         return []
+    if (method, template) in ACCOUNT_ONLY:
+        return None
     if template == GUEST_PREFIX or template.startswith(GUEST_PREFIX + "/"):
         return [{}, {"apiKey": []}, {"session": []}, {"guest": []}]
     return None
