@@ -11,8 +11,9 @@ from bench.common import set_flags
 SUITES = {
     "engine": "bench.engine",  # extraction engine: PDF vs the fair PyMuPDF anchor, HTML MB/s, probing, memory
     "pipeline": "bench.pipeline",  # the service: URL job latency, 200 concurrent jobs, 1,000-subscriber fan-out
-    "exports": "bench.exports",  # result exports: time and peak memory for 1,000 and 100,000 images vs unpaged CSV
+    "result-exports": "bench.result_exports",  # result files: time and peak memory, 1,000 and 100,000 images
     "reads": "bench.reads",  # the read path: /result, /items, GraphQL images against plain JSON responses
+    "image-export": "bench.image_export",  # image export: conversion per format and preset vs bare Pillow
 }
 
 

@@ -23,6 +23,7 @@ from imageextract.rest_compat import (
     auth,
     billing,
     downloads,
+    exports,
     jobs,
     openapi,
     projects,
@@ -46,7 +47,7 @@ async def healthz(request: Request) -> JSONResponse:
 def _routes(runtime: Runtime) -> list[BaseRoute]:
     routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
     routes += auth.routes + account.routes + projects.routes + jobs.routes + results.routes + downloads.routes
-    routes += webhooks.routes + billing.routes + openapi.routes
+    routes += exports.routes + webhooks.routes + billing.routes + openapi.routes
     routes += graphql_routes(runtime)
     return routes
 

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     document_max_pages: int = 1000
     sandbox: bool = True
 
+    # Exports (converted images): the conversion child's limits
+    export_memory_mb: int = 3072  # address-space cap (RLIMIT_AS) of the conversion child
+    export_max_pixels: int = 100_000_000  # decoded pixels per image (all frames of an animation together)
+    export_max_images: int = 1000  # source images per export
+    export_cpu_seconds: int = 120  # CPU seconds per image
+    export_wall_seconds: float = 180.0  # wall-clock seconds per image, then the child is killed
+
     # Webhooks
     webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]

@@ -18,7 +18,7 @@ from imageextract import db
 from imageextract.config import Settings
 from imageextract.context import Context
 from imageextract.events import PubSub, build_pubsub
-from imageextract.services import billing, pipeline
+from imageextract.services import billing, exports, pipeline
 from imageextract.services.webhook_events import on_job_terminal
 from imageextract.storage import Storage, build_storage
 from imageextract.tasks.bridge import AsyncBridge
@@ -65,6 +65,7 @@ async def _reconcile_forever(runtime: Runtime) -> None:
         await asyncio.sleep(runtime.settings.reconcile_interval_seconds)
         try:
             result = await pipeline.reconcile(runtime)
+            result |= {f"exports_{k}": v for k, v in (await exports.reconcile(runtime)).items()}
             if any(result.values()):
                 log.info("reconciler: %s", result)
         except Exception:

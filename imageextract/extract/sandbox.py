@@ -26,8 +26,10 @@ and the parent takes it (after checking it is 64 hex digits) instead of hashing 
 to lie about a digest could as well send other bytes, and nothing trusts `content_hash` to address stored
 data (storage keys are derived from the bytes when they are written).
 
-Public: `run_document(data, *, filename, options)`, `shutdown_sandbox()` (registered with atexit),
-`worker_pids()`. Tests reach the private task kinds (sleep, crash, spin, alloc, hold, pid) through `_debug_task`;
+Public: `run_document(data, *, filename, options)`, `run_convert(data, *, spec, options)` (exports: one image
+converted by `imageextract.extract.convert` under Pillow's bomb limits), `shutdown_sandbox()` (registered with
+atexit), `worker_pids()`. Tests reach the private task kinds (sleep, crash, spin, alloc, hold, pid) through
+`_debug_task`;
 document content can never select a task kind.
 """
 
@@ -70,6 +72,7 @@ _DEBUG_KINDS = frozenset({"__sleep__", "__crash__", "__spin__", "__alloc__", "__
 _HELD: list[bytes] = []  # child side: what __hold__ keeps
 _IMAGE_FIELDS = frozenset(f.name for f in dataclasses.fields(ExtractedImage)) - {"data"}
 _OnChunk = Callable[[dict[str, Any], list[bytes]], None]
+_DATA_KINDS = frozenset({"document", "convert"})  # task kinds whose input bytes follow the message
 
 
 def run_document(
@@ -100,6 +103,14 @@ def run_document(
     reply, blobs = _POOL.run("document", arg, data or b"", filename, options, on_chunk=on_frame)
     on_frame(reply, blobs)
     return collector.result([str(w) for w in reply.get("warnings", [])][:20])
+
+
+def run_convert(data: bytes, *, spec: Any, options: ExtractOptions) -> list[Any]:
+    """`convert.convert(data, spec)` in a sandbox child: the variants, or ConvertError for a bad image."""
+    from imageextract.extract.convert import convert_reply
+
+    reply, blobs = _POOL.run("convert", spec, data, None, options)
+    return convert_reply(reply, blobs)
 
 
 def shutdown_sandbox() -> None:
@@ -277,7 +288,7 @@ class _Pool:
         message = pickle.dumps((kind, arg, filename, options))
         worker = self.acquire(limits)
         reuse = False
-        send = data if kind == "document" and not (isinstance(arg, dict) and arg.get("path")) else None
+        send = data if kind in _DATA_KINDS and not (isinstance(arg, dict) and arg.get("path")) else None
         try:
             reply, blobs = worker.exchange(message, send, options, on_chunk)
             worker.tasks += 1
@@ -437,7 +448,7 @@ def _child_main(conn: Connection, parent: int, memory_bytes: int, cpu_hard: int)
             return
         kind, arg, filename, options = pickle.loads(message)  # from the parent, which we trust
         path = arg.get("path") if kind == "document" and isinstance(arg, dict) else None
-        data = conn.recv_bytes() if kind == "document" and not path else b""
+        data = conn.recv_bytes() if kind in _DATA_KINDS and not path else b""
         _task_cpu_limit(options.sandbox_cpu_seconds, cpu_hard)
         blobs: list[bytes] = []
         try:
@@ -447,6 +458,10 @@ def _child_main(conn: Connection, parent: int, memory_bytes: int, cpu_hard: int)
                     source, filename=filename, options=options, emit=functools.partial(_send_chunk, conn)
                 )
                 reply: dict[str, Any] = {"ok": True, "images": _pack(images, blobs), "warnings": images.warnings}
+            elif kind == "convert":
+                from imageextract.extract.convert import convert_task
+
+                reply = convert_task(data, arg, blobs)
             else:
                 reply = {"ok": True, "value": _child_debug(kind, arg)}
         except ExtractError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from imageextract.models.accounts import Account, Membership, Session, User
 from imageextract.models.billing import PaymentEvent, Subscription
+from imageextract.models.exports import Export, ExportFile, ExportImage
 from imageextract.models.jobs import Image, Job, JobItem
 from imageextract.models.ledger import LedgerEntry
 from imageextract.models.misc import IdempotencyRecord, RateCounter
@@ -30,6 +31,9 @@ __models__ = [
     Subscription,
     RateCounter,
     StoredObject,
+    Export,
+    ExportImage,
+    ExportFile,
 ]
 
 __all__ = [m.__name__ for m in __models__] + ["EVENT_TYPES"]

@@ -24,6 +24,8 @@ PUBLIC = {("POST", "/api/auth/signup"), ("POST", "/api/auth/login"), ("GET", "/a
           ("POST", "/api/webhooks/payment")}  # the payment webhook authenticates by its signature
 # Job routes also answer guests: a guest owns the jobs it submitted through the guest cookie.
 GUEST_PREFIX = "/api/v1/jobs"
+# ... except these, under that prefix but for accounts only (an export costs credits).
+ACCOUNT_ONLY = {("POST", "/api/v1/jobs/{id}/exports")}
 MULTIPART = {("POST", "/api/v1/jobs")}
 _PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?}")
 
@@ -62,6 +64,8 @@ def _security(method: str, template: str) -> list[dict[str, list[str]]] | None:
     """None: the document-wide requirement (API key or session) applies."""
     if (method, template) in PUBLIC:
         return []
+    if (method, template) in ACCOUNT_ONLY:
+        return None
     if template == GUEST_PREFIX or template.startswith(GUEST_PREFIX + "/"):
         return [{}, {"apiKey": []}, {"session": []}, {"guest": []}]
     return None

@@ -77,7 +77,7 @@ class Call:
     owner_job: str = "job_done"
 
 
-P, J = "/api/v1/projects/{id}", "/api/v1/jobs/{id}"
+P, J, E = "/api/v1/projects/{id}", "/api/v1/jobs/{id}", "/api/v1/exports/{id}"
 # In the order A replays them at the end: reads, then changes, then deletions.
 REST: list[Call] = [
     Call("GET", P, "/api/v1/projects/{project}"),
@@ -93,6 +93,10 @@ REST: list[Call] = [
     Call("GET", J + "/downloads/images/{name}", "/api/v1/jobs/{job}/downloads/images/{image}"),
     Call("GET", J + "/export/{format}", "/api/v1/jobs/{job}/export/csv"),
     Call("GET", J + "/webhook-deliveries", "/api/v1/jobs/{job}/webhook-deliveries"),
+    Call("GET", E, "/api/v1/exports/{export}"),
+    Call("GET", E + "/download", "/api/v1/exports/{export}/download"),
+    Call("GET", E + "/files/{filename}", "/api/v1/exports/{export}/files/{export_file}"),
+    Call("GET", E + "/stream", "/api/v1/exports/{export}/stream"),
     Call("GET", P + "/webhooks", "/api/v1/projects/{project}/webhooks"),
     Call("GET", P + "/webhook-deliveries", "/api/v1/projects/{project}/webhook-deliveries"),
     Call("GET", P + "/webhook-deliveries/{delivery_id}", "/api/v1/projects/{project}/webhook-deliveries/{delivery}"),
@@ -100,6 +104,7 @@ REST: list[Call] = [
          owner=202),
     Call("POST", "/api/v1/jobs", "/api/v1/jobs?project_id={project}", upload=True, owner=202),
     Call("POST", P + "/keys", "/api/v1/projects/{project}/keys", json={"label": "intruder"}, owner=201),
+    Call("POST", J + "/exports", "/api/v1/jobs/{job}/exports", json={}, owner=202),
     Call("POST", P + "/webhooks", "/api/v1/projects/{project}/webhooks", json={"url": "{hook}"}, owner=201),
     Call("POST", P + "/webhooks/{webhook_id}/test", "/api/v1/projects/{project}/webhooks/{webhook}/test", owner=202),
     Call("PATCH", P + "/webhooks/{webhook_id}", "/api/v1/projects/{project}/webhooks/{webhook}",
@@ -147,6 +152,7 @@ GRAPHQL: list[Gql] = [
     Gql("Query.jobs", "query($p: ID!) { jobs(projectId: $p) { totalCount nodes { id metadata } } }"),
     Gql("Query.webhooks", "query($p: ID!) { webhooks(projectId: $p) { nodes { id url } } }"),
     Gql("Query.webhookDeliveries", "query($p: ID!) { webhookDeliveries(projectId: $p) { nodes { id url payload } } }"),
+    Gql("Query.export", "query($e: ID!) { export(id: $e) { id jobId images { imageId variants { url } } } }"),
     Gql("Query.webhookDelivery", "query($p: ID!, $d: ID!) { webhookDelivery(projectId: $p, id: $d) { payload } }"),
     Gql("Mutation.submitJob",
         'mutation($p: ID!, $pg: String!) { submitJob(input: {type: "url", url: $pg, projectId: $p}) { jobId } }'),
@@ -160,6 +166,7 @@ GRAPHQL: list[Gql] = [
     Gql("Mutation.updateProject", 'mutation($p: ID!) { updateProject(id: $p, input: {name: "Renamed"}) { id } }'),
     Gql("Mutation.rotateApiKey", "mutation($p: ID!, $k: ID!) { rotateApiKey(projectId: $p, keyId: $k) { key } }"),
     Gql("Mutation.revokeApiKey", "mutation($p: ID!, $k: ID!) { revokeApiKey(projectId: $p, keyId: $k) { id } }"),
+    Gql("Mutation.createExport", "mutation($j: ID!) { createExport(jobId: $j) { exportId } }"),
     Gql("Mutation.cancelJob", "mutation($j: ID!) { cancelJob(id: $j) { id status } }", owner_job="job_queued"),
     Gql("Mutation.retryJob", "mutation($j: ID!) { retryJob(id: $j) { jobId } }", owner_job="job_failed"),
     Gql("Mutation.deleteWebhook", "mutation($p: ID!, $w: ID!) { deleteWebhook(projectId: $p, id: $w) }"),
@@ -182,7 +189,7 @@ GRAPHQL: list[Gql] = [
 ]
 SUBSCRIPTION = "subscription($j: ID!) { jobProgress(jobId: $j) { kind status item { sourceLabel } } }"
 GQL_VARS = {"p": "project", "k": "key", "dk": "dashboard_key", "j": "job", "w": "webhook", "d": "delivery",
-            "bp": "b_project", "u": "hook", "pg": "page"}
+            "bp": "b_project", "u": "hook", "pg": "page", "e": "export"}
 
 
 # Coverage: the tables against the app --------------------------------------------------------------------------
@@ -232,7 +239,8 @@ def test_tables_cover_every_route_and_field_that_takes_an_id(tmp_path: Path) -> 
     guest_tested = {(c.method, c.route) for c in REST if "{job}" in c.url}
     assert guest_routes <= guest_tested, f"guest routes test_guest_jobs misses: {sorted(guest_routes - guest_tested)}"
     fields = graphql_fields_taking_ids()
-    tabled = {g.field for g in GRAPHQL} | {"Subscription.jobProgress"}
+    # exportProgress refusals (4403 for other accounts and anonymous callers) are in tests/exports.
+    tabled = {g.field for g in GRAPHQL} | {"Subscription.jobProgress", "Subscription.exportProgress"}
     assert not fields - tabled, f"GraphQL fields taking an id that the matrix does not cover: {sorted(fields - tabled)}"
     assert not tabled - fields, f"the matrix names GraphQL fields the schema lacks: {sorted(tabled - fields)}"
 
@@ -304,6 +312,12 @@ async def build_world(client: httpx.AsyncClient, pages: ThreadingHTTPServer, rec
     assert (await wait_for_job(client, done["job_id"], ha))["status"] == "done"
     assert (await wait_for_job(client, failed["job_id"], ha))["status"] == "failed"
     manifest = await ok("GET", f"/api/v1/jobs/{done['job_id']}/downloads", ha)
+    export = await ok("POST", f"/api/v1/jobs/{done['job_id']}/exports", ha, json={})
+
+    async def exported() -> bool:
+        return (await ok("GET", f"/api/v1/exports/{export['export_id']}", ha))["status"] == "done"
+    await _until(exported, "the owner's export")
+    export_file = (await ok("GET", f"/api/v1/exports/{export['export_id']}", ha))["images"][0]["filename"]
     default_hook = f"{receiver.url}/owner-secret-default-{tag}"
     await ok("PATCH", f"/api/v1/projects/{pid}", ha, json={"default_webhook_url": default_hook})
     hook = await ok("POST", f"/api/v1/projects/{pid}/webhooks", ha, json={"url": f"{receiver.url}/owner-secret-{tag}"})
@@ -343,12 +357,12 @@ async def build_world(client: httpx.AsyncClient, pages: ThreadingHTTPServer, rec
         "job_failed": failed["job_id"], "job_queued": queued, "group": manifest["groups"][0]["group_id"],
         "image": manifest["images"][0]["image_id"], "webhook": hook["id"], "delivery": delivery["delivery_id"],
         "b_project": b["project_id"], "b_job": b_job["job_id"], "hook": f"{receiver.url}/intruder",
-        "page": f"{site}/page/1",
+        "page": f"{site}/page/1", "export": export["export_id"], "export_file": export_file,
     }
     hexid = secrets.token_hex(12)
     fake = ids | {"project": f"proj_{hexid}", "key": f"key_{hexid}", "dashboard_key": f"key_{hexid}",
                   "webhook": f"wh_{hexid}", "delivery": f"whd_{hexid}", "image": f"img_{hexid}",
-                  "group": str(uuid.uuid4()), **{j: str(uuid.uuid4()) for j in JOBS}}
+                  "group": str(uuid.uuid4()), "export": f"exp_{hexid}", **{j: str(uuid.uuid4()) for j in JOBS}}
     a_secrets = [
         a["account_id"], a["user_id"], a["email"], f"Owner Secret Corp {tag}", a["project_id"], a["api_key"],
         a["api_key"][:14], pid, f"Owner Secret Project {tag}", f"owner-secret-{tag}", f"owner-secret-site-{tag}",
@@ -356,6 +370,7 @@ async def build_world(client: httpx.AsyncClient, pages: ThreadingHTTPServer, rec
         dash["row"]["id"], f"owner-secret-dash-{tag}", meta["owner"], f"{site}/page/2", f"{site}/status/404",
         f"{site}/page/3", default_hook, hook["id"], hook["url"], hook["secret"], delivery["delivery_id"],
         done["job_id"], failed["job_id"], queued, *items, *(i["image_id"] for i in manifest["images"]),
+        export["export_id"],
     ]
     return World(a=a, b=b, ids=ids, fake=fake, secrets=a_secrets, callers=callers)
 

@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0007_failed_image_counts")]
+    dependencies = [("models", "0003_failed_image_counts")]
 
     operations = [
         ops.AddField(model_name="Job", name="webhook_url", field=fields.CharField(max_length=2048, null=True)),

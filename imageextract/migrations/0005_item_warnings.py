@@ -6,7 +6,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0005_results")]
+    dependencies = [("models", "0004_results")]
 
     operations = [
         ops.AddField(

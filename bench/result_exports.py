@@ -7,7 +7,7 @@ work). Our figure is printed beside it as a ratio. Memory is the tracemalloc pea
 timing run is a separate pass without tracemalloc). Flat memory shows as our peak staying about the same from
 1,000 to 100,000 images while the anchor's grows with the job.
 
-    python -m bench exports [--images=1000,100000] [--formats=csv,xlsx,json,xml]
+    python -m bench result-exports [--images=1000,100000] [--formats=csv,xlsx,json,xml]
 """
 
 from __future__ import annotations
