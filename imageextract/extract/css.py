@@ -120,6 +120,7 @@ def urls_in_stylesheet(css: str | bytes, *, charset: str | None = None) -> CssUr
         from tinycss2.bytes import decode_stylesheet_bytes
 
         css, _encoding = decode_stylesheet_bytes(css, protocol_encoding=charset)
+    assert isinstance(css, str)
     lowered = css.lower()
     if len(lowered) != len(css):  # a character whose lower case is longer ("İ"): positions would not line up
         return urls_in_stylesheet_tokenized(css)
@@ -179,8 +180,8 @@ def _plain_urls(css: str, masked: str, start: int, end: int) -> list[str] | None
     something needs it (an escape, an unterminated string, a bad url token)."""
     urls: list[str] = []
     if "image-set(" not in masked[start:end].lower():
-        for m in _URL_OPEN.finditer(masked, start, end):
-            url, _ = _url_at(css, masked, m.end(), end)
+        for opener in _URL_OPEN.finditer(masked, start, end):
+            url, _ = _url_at(css, masked, opener.end(), end)
             if url is None:
                 return None
             urls.append(url)

@@ -150,10 +150,11 @@ class Discovery:
 
 def decode_html(data: bytes, charset: str | None = None) -> str:
     """Decode page bytes: BOM, then the HTTP charset, then <meta charset>, then UTF-8 (with replacement)."""
-    for bom, enc in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+    for bom, bom_enc in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+                         (codecs.BOM_UTF16_BE, "utf-16-be")):
         if data.startswith(bom):
-            return data[len(bom) :].decode(enc, errors="replace")
-    candidates = [charset]
+            return data[len(bom) :].decode(bom_enc, errors="replace")
+    candidates: list[str | None] = [charset]
     m = _META_CHARSET.search(data[:2048])
     if m:
         candidates.append(m.group(1).decode("ascii", "replace"))
@@ -356,7 +357,7 @@ class _Walker:
             u = url_of[id(c)]
             if u not in seen:
                 seen.add(u)
-                variants.append(c.as_variant(u))
+                variants.append(c.as_variant(u or ""))
         self.add(url_of[id(best)], construct, is_lazy_loaded=lazy, variants=variants, media_type=best.type, **_labels(node))
 
     def link(self, node: LexborNode, attrs: dict[str, str | None] | None = None) -> None:

@@ -183,7 +183,7 @@ def _probe_raster(data: bytes, options: ExtractOptions) -> ProbeInfo:
         if limit and width * height > limit:  # belt and braces: plugins that size after open
             raise ProbeError(f"decompression bomb: {width}x{height} pixels", reason="bomb")
         mode = im.mode
-        info: dict[str, Any] = dict(im.info)
+        info: dict[Any, Any] = dict(im.info)
         frames = int(getattr(im, "n_frames", 1) or 1)
     color_space, has_alpha = _MODES.get(mode, ("unknown", False))
     if "transparency" in info:  # palette or single-colour transparency (tRNS, GIF transparent index)

@@ -375,7 +375,7 @@ def _image_from(item: dict[str, Any], blobs: list[bytes], digests: dict[int, str
         if digest is None:  # the child's digest when it is well formed (see the module docstring), else ours
             claimed = item.get("content_hash")
             ok = isinstance(claimed, str) and len(claimed) == 64 and all(c in "0123456789abcdef" for c in claimed)
-            digest = digests[index] = claimed if ok else hashlib.sha256(data).hexdigest()
+            digest = digests[index] = str(claimed) if ok else hashlib.sha256(data).hexdigest()
         image.data, image.file_size, image.content_hash, image.document_asset_hash = data, len(data), digest, digest
     return image
 
@@ -393,7 +393,7 @@ def _launch(argv: list[str], fd: int) -> subprocess.Popen[bytes]:
             _launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imageextract-sandbox")
         launcher = _launcher
     start = functools.partial(subprocess.Popen, argv, stdin=subprocess.DEVNULL, pass_fds=(fd,), close_fds=True)
-    return launcher.submit(start).result()
+    return launcher.submit(start).result()  # type: ignore[return-value]  # text=False: bytes pipes
 
 
 def _wait(process: subprocess.Popen[bytes], timeout: float) -> int | None:

@@ -334,7 +334,7 @@ async def resolve_host(host: str, port: int, options: ExtractOptions) -> list[IP
         if family not in (socket.AF_INET, socket.AF_INET6):
             continue
         ip = unmap(ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]))
-        if family == socket.AF_INET6 and sockaddr[3]:  # a scoped (link-local) answer
+        if family == socket.AF_INET6 and len(sockaddr) > 3 and sockaddr[3]:  # a scoped (link-local) answer
             raise ExtractError("ssrf_blocked", f"address not allowed: {host} -> {sockaddr[0]}")
         check_ip(ip, options, host=host)
         if ip not in ips:

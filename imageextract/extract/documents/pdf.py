@@ -132,11 +132,11 @@ class _Extractor:
         if all(r is None for r in rows_by_page):
             raise ExtractError("extraction_failed", "no page of the PDF could be read (corrupted or truncated)")
         images: list[ExtractedImage] = []
-        for pno, rows in enumerate(rows_by_page):
-            if rows is None:
+        for pno, page_rows in enumerate(rows_by_page):
+            if page_rows is None:
                 continue
             try:
-                page_images = self._page(doc.load_page(pno), pno + 1, rows, masks)
+                page_images = self._page(doc.load_page(pno), pno + 1, page_rows, masks)
                 if self.emit is None:
                     images.extend(page_images)
                 elif page_images:
@@ -382,7 +382,7 @@ class _Extractor:
                 continue
         textpage = page.get_textpage(flags=self.fitz.TEXT_PRESERVE_IMAGES)
         infos = textpage.extractIMGINFO(hashes=True)
-        wanted = {}
+        wanted: dict[Any, Any] = {}
         for info in infos:
             digest = info.get("digest")
             if info.get("colorspace", 0) == 0 or digest in known or digest in wanted.values():

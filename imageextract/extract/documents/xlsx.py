@@ -68,7 +68,7 @@ def _drawing(pkg: Package, part: str, sheet: str, options: ExtractOptions) -> li
 
 
 def _anchors(root: Element) -> list[Element]:
-    out = []
+    out: list[Element] = []
     for el in root:
         name = local(el.tag)
         if name == "AlternateContent":
