@@ -32,11 +32,11 @@ async def healthz(request: Request) -> JSONResponse:
 
 def _routes(runtime: Runtime) -> list[BaseRoute]:
     from imageextract.graphql_app import graphql_routes
-    from imageextract.rest_compat import account, auth, downloads, jobs, openapi, projects, webhooks
+    from imageextract.rest_compat import account, auth, batches, downloads, jobs, openapi, projects, webhooks
 
     routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
     routes += auth.routes + account.routes + projects.routes + jobs.routes + downloads.routes
-    routes += webhooks.routes + openapi.routes
+    routes += webhooks.routes + openapi.routes + batches.routes
     routes += graphql_routes(runtime)
     return routes
 

@@ -65,6 +65,17 @@ class Settings(BaseSettings):
     webhook_disable_after_days: float = 5.0
     webhook_resend_after_seconds: float = 30.0  # reconciler re-sends a delivery this long overdue (lost message)
 
+    # Batch lane (shared/spec/003)
+    batch_max_items: int = 10_000  # entries per POST /api/v1/batches
+    batch_submissions_per_minute: int = 60  # per account
+    batch_retention_hours: float = 24.0  # results (and inputs) kept this long after a batch ends
+    staged_file_ttl_hours: float = 24.0  # a staged file unused by any batch is swept after this
+    upload_url_ttl_seconds: int = 3600  # presigned (S3) or signed (local) upload URLs
+    result_url_ttl_seconds: int = 900  # signed item result URLs
+    batch_cursor_settle_seconds: float = 1.0  # cursor walks stop this far behind now (late commits)
+    batch_progress_interval_seconds: float = 0.25  # batchProgress sends at most one event per interval
+    signing_key: str | None = None  # HMAC key of signed URLs; unset: a key kept in {data_dir}/signing.key
+
     # Guest and demo
     guest_daily_jobs: int = 3
     create_demo_account: bool = True

@@ -36,7 +36,7 @@ from strawberry.types.execution import ExecutionResult
 
 from imageextract import transport
 from imageextract.errors import DomainError, PayloadTooLarge
-from imageextract.resolvers import accounts, jobs, projects, webhooks
+from imageextract.resolvers import accounts, batches, jobs, projects, webhooks
 from imageextract.resolvers.loaders import Loaders
 from imageextract.schema.context import GQLContext
 from imageextract.services import auth
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from imageextract.config import Settings
     from imageextract.runtime import Runtime
 
-DOMAINS: list[ModuleType] = [accounts, projects, jobs, webhooks]
+DOMAINS: list[ModuleType] = [accounts, projects, jobs, webhooks, batches]
 
 LIMIT_RULES = [max_depth_rule(10, None), max_aliases_rule(30)]  # query depth, aliases per document
 MAX_JSON_BODY = 1024 * 1024  # a GraphQL document with its variables; uploads travel as multipart

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from imageextract.models.accounts import Account, Membership, Session, User
+from imageextract.models.batches import Batch, StagedFile
 from imageextract.models.jobs import Image, Job, JobItem
 from imageextract.models.ledger import LedgerEntry
 from imageextract.models.misc import IdempotencyRecord, PaymentEvent, RateCounter
@@ -26,6 +27,8 @@ __models__ = [
     IdempotencyRecord,
     PaymentEvent,
     RateCounter,
+    Batch,
+    StagedFile,
 ]
 
 __all__ = [m.__name__ for m in __models__] + ["EVENT_TYPES"]

@@ -89,6 +89,13 @@ async def process_item(runtime: Any, item_id: str) -> str:
         return await _process_claimed(runtime, item_id, job)
     finally:
         await _give_slot(job.account_id)  # type: ignore[attr-defined]
+        if job.type == "batch":  # a batch is fed a window at a time: this item's place goes to the next
+            from imageextract.services.batch_runs import pump
+
+            try:
+                await pump(runtime, job.id)
+            except Exception:
+                log.exception("pump failed for batch %s; the sweep pumps it again", job.id)
 
 
 async def _process_claimed(runtime: Any, item_id: str, job: Job) -> str:
@@ -99,7 +106,7 @@ async def _process_claimed(runtime: Any, item_id: str, job: Job) -> str:
         return "skipped"  # cancelled (or finished) meanwhile
     claimable = Q(status__in=["queued", "pending"]) | Q(status="processing", lease_expires_at__lt=now)
     claimed = await JobItem.filter(Q(id=item_id) & claimable).update(
-        status="processing", attempts=F("attempts") + 1, started_at=now,
+        status="processing", attempts=F("attempts") + 1, started_at=now, updated_at=now,
         lease_expires_at=now + timedelta(seconds=settings.item_stuck_seconds),
     )
     if not claimed:
@@ -137,12 +144,19 @@ async def _extract(runtime: Any, item: JobItem) -> Any:
     options = runtime.settings.extract_options()
     if item.kind == "url":
         return await engine.extract_url(item.source_url or item.source_label, options)
+    from imageextract.services.staged_files import arrival_problem
+    from imageextract.storage import StorageNotFound
+
     try:
         data = await runtime.storage.get(item.upload_key)
     except Exception as exc:
         log.exception("upload %s missing for item %s", item.upload_key, item.id)
-        return SourceResult(source=item.source_label, status="failed", error_code="extraction_failed",
-                            error_message=f"uploaded file is no longer available: {exc}")
+        return SourceResult(source=item.source_label, status="failed",
+                            error_code="upload_missing" if isinstance(exc, StorageNotFound) else "extraction_failed",
+                            error_message=f"uploaded file is not available: {exc}")
+    problem = arrival_problem(data, item.upload_size)  # a presigned upload is checked only now
+    if problem is not None:
+        return SourceResult(source=item.source_label, status="failed", error_code=problem[0], error_message=problem[1])
     return await engine.extract_document_bytes(data, options, filename=item.source_label)
 
 
@@ -194,7 +208,7 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
             status="done" if ok else "failed", image_count=kept, failed_image_count=lost, duration_ms=duration_ms,
             error_code=None if ok else (result.error_code or "extraction_failed"),
             error_message=None if ok else (result.error_message or "extraction failed"),
-            finished_at=now, lease_expires_at=None, refunded=not ok and job.account_id is not None,  # type: ignore[attr-defined]
+            finished_at=now, updated_at=now, lease_expires_at=None, refunded=not ok and job.account_id is not None,  # type: ignore[attr-defined]
         )
         if not updated:
             return "skipped"  # another attempt took over after our lease expired; its result stands
@@ -220,7 +234,7 @@ async def _retry_later(runtime: Any, job: Job, item: JobItem, attempt: int, resu
                        delay: float) -> str:
     """Give the item back to the queue and schedule attempt `attempt + 1` (the credit stays taken)."""
     released = await JobItem.filter(id=item.id, status="processing", attempts=attempt).update(
-        status="queued", lease_expires_at=None, duration_ms=duration_ms, error_code=result.error_code,
+        status="queued", lease_expires_at=None, updated_at=_now(), duration_ms=duration_ms, error_code=result.error_code,
         error_message=f"attempt {attempt} failed, retrying: {result.error_message or result.error_code}"[:2000],
     )
     if not released:
@@ -280,7 +294,8 @@ async def reconcile(runtime: Any) -> dict[str, int]:
     requeued = 0
     expired = await JobItem.filter(status="processing", lease_expires_at__lt=now).values_list("id", flat=True)
     stale = await JobItem.filter(status__in=["queued", "pending"], updated_at__lt=stuck_before,
-                                 job__status__in=["queued", "processing"]).values_list("id", flat=True)
+                                 job__status__in=["queued", "processing"]) \
+        .exclude(status="pending", job__type="batch").values_list("id", flat=True)  # batches: pumped
     if stale:
         await JobItem.filter(id__in=list(stale)).update(updated_at=now)  # not again next round
     for item_id in [*expired, *stale]:
@@ -295,7 +310,11 @@ async def reconcile(runtime: Any) -> dict[str, int]:
     from imageextract.services.webhook_delivery import resend_due
 
     resent = await resend_due(runtime)
-    return {"requeued": requeued, "finalized": finalized, "slots_recounted": recounted, "webhooks_resent": resent}
+    from imageextract.services.batch_runs import sweep
+
+    swept = await sweep(runtime)
+    return {"requeued": requeued, "finalized": finalized, "slots_recounted": recounted, "webhooks_resent": resent,
+            **swept}
 
 
 async def _recount_slots(now: datetime) -> int:

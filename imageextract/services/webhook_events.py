@@ -71,7 +71,12 @@ async def on_job_terminal(runtime: Any, job_id: Any) -> None:
     job = await Job.get_or_none(id=job_id)
     if job is None or job.project_id is None:  # type: ignore[attr-defined]
         return
-    event_type = event_type_for(job)
+    batch_event = None
+    if job.type == "batch":  # batch.completed|partially_failed|failed|cancelled (services/batch_runs.py)
+        from imageextract.services.batch_runs import webhook_event
+
+        batch_event = await webhook_event(runtime, job)
+    event_type = batch_event[0] if batch_event else None if job.type == "batch" else event_type_for(job)
     if event_type is None:
         return
     project = await Project.get(id=job.project_id)  # type: ignore[attr-defined]
@@ -79,7 +84,7 @@ async def on_job_terminal(runtime: Any, job_id: Any) -> None:
                  if event_type in (e.subscribed_events or [])]
     if not endpoints and not project.default_webhook_url:
         return  # nobody listens: skip building the payload (two counts) for every finished job
-    payload = await job_payload(runtime, job, event_type)
+    payload = batch_event[1] if batch_event else await job_payload(runtime, job, event_type)
     for endpoint in endpoints:
         await create_delivery(runtime, project=project, endpoint=endpoint, url=endpoint.url,
                               event_type=event_type, event_key=f"{event_type}:{job.id}", payload=payload,

@@ -19,7 +19,7 @@ QUEUE_WEBHOOKS = "webhooks"
 QUEUE_MAINTENANCE = "maintenance"
 
 # Modules whose import declares actors. A new domain with actors adds its module here.
-ACTOR_MODULES = ["imageextract.tasks.actors"]
+ACTOR_MODULES = ["imageextract.tasks.actors", "imageextract.tasks.batches"]
 
 ActorFn = Callable[..., Awaitable[Any]]
 
