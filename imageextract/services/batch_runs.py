@@ -147,19 +147,23 @@ async def expire_batch(runtime: Any, job_id: Any) -> bool:
     return True
 
 
+async def expire_due(runtime: Any, *, now: datetime | None = None, limit: int = 50) -> int:
+    """Expire batches that ended more than `batch_retention_hours` ago (results and inputs, with bytes)."""
+    now = now or _now()
+    cutoff = now - timedelta(hours=runtime.settings.batch_retention_hours)
+    due = await Job.filter(type="batch", finished_at__lte=cutoff, batch__expired_at=None).limit(limit) \
+        .values_list("id", flat=True)
+    return sum([int(await expire_batch(runtime, job_id)) for job_id in due])
+
+
 async def sweep(runtime: Any, *, now: datetime | None = None) -> dict[str, int]:
     """One round: unused staged files past their window, batches past retention, and a pump for every open
     batch (a lost message only delays it). Any process may run it, any number at once."""
     from imageextract.services.staged_files import sweep_unused
 
-    now = now or _now()
     staged = await sweep_unused(runtime, now=now)
-    cutoff = now - timedelta(hours=runtime.settings.batch_retention_hours)
-    due = await Job.filter(type="batch", finished_at__lte=cutoff, batch__expired_at=None).limit(50) \
-        .values_list("id", flat=True)
-    expired = sum([int(await expire_batch(runtime, job_id)) for job_id in due])
+    expired = await expire_due(runtime, now=now)
     pumped = 0
     for job_id in await Job.filter(type="batch", status__in=list(OPEN_JOB)).values_list("id", flat=True):
         pumped += await pump(runtime, job_id)
     return {"staged_swept": staged, "batches_expired": expired, "batch_items_pumped": pumped}
-
