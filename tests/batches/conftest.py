@@ -19,3 +19,6 @@ def site() -> Iterator[ThreadingHTTPServer]:
 def receiver() -> Iterator[Receiver]:
     with run_receiver() as r:
         yield r
+
+
+from tests.scaled.conftest import stack  # noqa: E402, F401  (Postgres + Redis + S3 through moto's server)
