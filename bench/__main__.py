@@ -1,4 +1,4 @@
-"""`python -m bench [engine|pipeline ...]`: run the named benchmark suites (all by default)."""
+"""`python -m bench [engine|pipeline|batch ...]`: run the named benchmark suites (all by default)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 SUITES = {
     "engine": "bench.engine",  # extraction engine: PDF vs bare PyMuPDF and pdfimages, HTML MB/s, probing, memory
     "pipeline": "bench.pipeline",  # the service: URL job latency, 200 concurrent jobs, 1,000-subscriber fan-out
+    "batch": "bench.batch",  # the batch lane: 10,000 documents staged, submitted, run, walked; both shapes
 }
 
 

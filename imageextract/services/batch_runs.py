@@ -31,14 +31,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def pump(runtime: Any, job_id: Any) -> int:
+async def pump(runtime: Any, job_id: Any, *, job: Job | None = None) -> int:
     """Queue the next pending items of a batch, up to its window. Safe to call from anywhere, any number of
-    times: each item moves pending -> queued by a conditional UPDATE, so only one caller sends its message."""
-    job = await Job.get_or_none(id=job_id)
-    if job is None or job.type != "batch" or job.status not in OPEN_JOB:
+    times: each item moves pending -> queued by a conditional UPDATE, so only one caller sends its message.
+    `job` (already loaded by the caller) saves a read; its status may be stale, which only costs a no-op."""
+    job = job or await Job.get_or_none(id=job_id)
+    if job is None or job.type != "batch" or job.status in ("done", "failed", "cancelled"):
         return 0
-    account = await Account.get_or_none(id=job.account_id)  # type: ignore[attr-defined]
-    window = (PLANS.get(account.plan) or GUEST_PLAN).url_worker_concurrency if account else 1
+    plans = await Account.filter(id=job.account_id).values_list("plan", flat=True)  # type: ignore[attr-defined]
+    window = (PLANS.get(plans[0]) or GUEST_PLAN).url_worker_concurrency if plans else 1
     in_flight = await JobItem.filter(job_id=job.id, status__in=["queued", "processing"]).count()
     free = window - in_flight
     if free <= 0:

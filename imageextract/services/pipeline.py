@@ -93,7 +93,7 @@ async def process_item(runtime: Any, item_id: str) -> str:
             from imageextract.services.batch_runs import pump
 
             try:
-                await pump(runtime, job.id)
+                await pump(runtime, job.id, job=job)
             except Exception:
                 log.exception("pump failed for batch %s; the sweep pumps it again", job.id)
 
@@ -249,6 +249,10 @@ async def _retry_later(runtime: Any, job: Job, item: JobItem, attempt: int, resu
 
 async def maybe_finalize(runtime: Any, job_id: Any) -> bool:
     """Give the job its terminal status once every item is terminal. Exactly one caller wins."""
+    open_batch = await Job.filter(id=job_id, type="batch", completed_items__lt=F("total_items")).exists()
+    if open_batch:  # a batch counts its terminal items exactly: skip counting up to 10,000 rows per item
+        await progress.publish_job(runtime, job_id)
+        return False
     rows = await JobItem.filter(job_id=job_id).annotate(n=Count("id")).group_by("status").values("status", "n")
     counts = {row["status"]: row["n"] for row in rows}  # one query for every status
     if any(n for s, n in counts.items() if s not in progress.TERMINAL):
