@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from imageextract.context import Context
-from imageextract.models import Account, Batch, Image, Job, JobItem, StagedFile
+from imageextract.models import Account, Batch, Image, Job, JobItem, RateCounter, StagedFile
 from imageextract.services import progress
 from imageextract.services.batches import TERMINAL_BATCH, BatchView, _view, get_batch
 from imageextract.services.plans import GUEST_PLAN, PLANS
@@ -164,6 +164,8 @@ async def sweep(runtime: Any, *, now: datetime | None = None) -> dict[str, int]:
 
     staged = await sweep_unused(runtime, now=now)
     expired = await expire_due(runtime, now=now)
+    # Per-minute submission counters are worth nothing once their minute is over.
+    await RateCounter.filter(bucket__startswith="batches:", window_end__lt=(now or _now()) - timedelta(hours=1)).delete()
     pumped = 0
     for job_id in await Job.filter(type="batch", status__in=list(OPEN_JOB)).values_list("id", flat=True):
         pumped += await pump(runtime, job_id)

@@ -29,6 +29,7 @@ from imageextract.context import Context
 from imageextract.errors import (
     Conflict,
     Forbidden,
+    InsufficientCredits,
     NotFound,
     NotReady,
     RateLimited,
@@ -286,6 +287,10 @@ async def submit_batch(ctx: Context, *, source: Any, metadata: Any = None, proje
         existing = await _replay(scope, idempotency_key, fingerprint)
         if existing is not None:
             return Submitted(batch=await read_batch(ctx, str(existing.id)), created=False)
+    balance = await ledger.balance_of(principal.account_id)
+    if balance < len(values):  # cheap early answer; the debit inside the transaction is the authority
+        raise InsufficientCredits(f"Insufficient credits: {len(values)} needed, {balance} available",
+                                  details={"required": len(values), "available": balance})
     bucket = await _hit_minute(principal.account_id, ctx.settings.batch_submissions_per_minute)
     try:
         job_id = await _create(ctx, kind=kind, values=values, meta=meta, project=project, plan=plan, scope=scope,
