@@ -46,7 +46,7 @@ async def upload(request: Request) -> JSONResponse:
     """The local backend's signed, expiring, single-use upload URL (no other credential: the URL is one)."""
     ctx = await build_context(request)
     record = await staged_files.receive_upload(
-        ctx, file_id=request.path_params["id"], expires=request.query_params.get("expires"),
+        ctx, file_id=request.query_params.get("file"), expires=request.query_params.get("expires"),
         signature=request.query_params.get("signature"), body=request.stream())
     return JSONResponse({"id": record.id, "status": record.status, "size_bytes": record.size_bytes,
                          "detected_type": record.detected_type})
@@ -96,16 +96,16 @@ async def signed_result(request: Request) -> JSONResponse:
     """The item's result JSON behind a signed result URL."""
     ctx = await build_context(request)
     return JSONResponse(await batches.signed_result(
-        ctx, request.path_params["item_id"], expires=request.query_params.get("expires"),
+        ctx, request.query_params.get("item"), expires=request.query_params.get("expires"),
         signature=request.query_params.get("signature")))
 
 
 routes = [
     Route("/api/v1/files", stage_file, methods=["POST"]),
-    Route("/api/v1/files/{id}/upload", upload, methods=["PUT"]),
+    Route("/api/v1/files/upload", upload, methods=["PUT"]),  # ?file=&expires=&signature=
     Route("/api/v1/batches", submit, methods=["POST"]),
     Route("/api/v1/batches/{id}", get_batch, methods=["GET"]),
     Route("/api/v1/batches/{id}/cancel", cancel, methods=["POST"]),
     Route("/api/v1/batches/{id}/items/{item_id}/result", item_result, methods=["GET"]),
-    Route("/api/v1/batch-results/{item_id}", signed_result, methods=["GET"]),
+    Route("/api/v1/batch-results", signed_result, methods=["GET"]),  # ?item=&expires=&signature=
 ]

@@ -20,7 +20,9 @@ from imageextract.rest_compat.common import request_origin
 from imageextract.services.auth import GUEST_COOKIE, SESSION_COOKIE
 
 # Routes that need no credentials at all.
-PUBLIC = {("POST", "/api/auth/signup"), ("POST", "/api/auth/login"), ("GET", "/api/v1/openapi.json")}
+PUBLIC = {("POST", "/api/auth/signup"), ("POST", "/api/auth/login"), ("GET", "/api/v1/openapi.json"),
+          # signed URLs: the URL itself is the credential (services/staged_files.py, services/batches.py)
+          ("PUT", "/api/v1/files/upload"), ("GET", "/api/v1/batch-results")}
 # Job routes also answer guests: a guest owns the jobs it submitted through the guest cookie.
 GUEST_PREFIX = "/api/v1/jobs"
 MULTIPART = {("POST", "/api/v1/jobs")}

@@ -419,13 +419,16 @@ async def item_result_url(ctx: Context, batch_id: str, item_id: str) -> str:
         raise Unprocessable(f"The item {status}; it has no result", details={"status": status}, code=f"item_{status}")
     expires = int(_now().timestamp()) + ctx.settings.result_url_ttl_seconds
     signature = sign(ctx.settings, "result", str(parsed), expires)
-    return f"{ctx.base_url or ctx.settings.base_url}/api/v1/batch-results/{parsed}?expires={expires}&signature={signature}"
+    return (f"{ctx.base_url or ctx.settings.base_url}/api/v1/batch-results?item={parsed}&expires={expires}"
+            f"&signature={signature}")
 
 
-async def signed_result(ctx: Context, item_id: str, *, expires: Any, signature: Any) -> dict[str, Any]:
+async def signed_result(ctx: Context, item_id: Any, *, expires: Any, signature: Any) -> dict[str, Any]:
     """The result JSON a signed result URL names (no other credential: the URL is one)."""
     from imageextract.services.staged_files import check_signature
 
+    if not isinstance(item_id, str) or not item_id:
+        raise Forbidden("Invalid signed URL", code="invalid_signature")
     check_signature(ctx.settings, "result", item_id, expires, signature)
     parsed = parse_uuid(item_id)
     item = await JobItem.get_or_none(id=parsed).select_related("job") if parsed is not None else None

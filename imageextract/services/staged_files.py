@@ -159,7 +159,8 @@ async def upload_target(ctx: Context, record: StagedFile, *, now: datetime) -> U
     else:
         expires = int(expires_at.timestamp())
         signature = sign(settings, "upload", record.id, expires)
-        url = f"{ctx.base_url or settings.base_url}/api/v1/files/{record.id}/upload?expires={expires}&signature={signature}"
+        url = (f"{ctx.base_url or settings.base_url}/api/v1/files/upload?file={record.id}&expires={expires}"
+               f"&signature={signature}")
     return UploadTarget(url=url, method="PUT", headers={"Content-Type": "application/octet-stream"},
                         expires_at=expires_at)
 
@@ -175,12 +176,14 @@ def arrival_problem(data: bytes, declared_size: int | None) -> tuple[str, str] |
     return None
 
 
-async def receive_upload(ctx: Context, *, file_id: str, expires: Any, signature: Any,
+async def receive_upload(ctx: Context, *, file_id: Any, expires: Any, signature: Any,
                          body: AsyncIterator[bytes]) -> StagedFile:
     """The local backend's signed upload URL: verify, claim the single use, check and store the bytes.
 
     A rejected upload (wrong size, unknown type) gives the use back, so the client may PUT again while the
     URL lasts; a stored upload consumes it."""
+    if not isinstance(file_id, str) or not file_id:
+        raise Forbidden("Invalid signed URL", code="invalid_signature")
     check_signature(ctx.settings, "upload", file_id, expires, signature)
     record = await StagedFile.get_or_none(id=file_id)
     if record is None:

@@ -145,12 +145,17 @@ async def test_signed_upload_checks_on_arrival(client: httpx.AsyncClient, accoun
         # A forged or altered URL: 403.
         r = await raw.put(url.replace("signature=", "signature=ab"), content=data)
         assert r.status_code == 403 and r.json()["error"]["code"] == "invalid_signature"
+        other = await stage(client, h, data)
+        r = await raw.put(url.replace(f"file={staged['id']}", f"file={other['id']}"), content=data)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "invalid_signature"
+        r = await raw.put(url.split("?")[0], content=data)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "invalid_signature"
         later = int(url.split("expires=")[1].split("&")[0]) + 3600
         r = await raw.put(url.replace(f"expires={later - 3600}", f"expires={later}"), content=data)
         assert r.status_code == 403 and r.json()["error"]["code"] == "invalid_signature"
         # Expired: a genuinely signed URL whose time has passed.
         past = int(time.time()) - 5
-        expired = f"{client.base_url}/api/v1/files/{staged['id']}/upload?expires={past}&signature=" \
+        expired = f"{client.base_url}/api/v1/files/upload?file={staged['id']}&expires={past}&signature=" \
                   f"{sign(db.settings(), 'upload', staged['id'], past)}"
         r = await raw.put(expired, content=data)
         assert r.status_code == 403 and r.json()["error"]["code"] == "url_expired"
