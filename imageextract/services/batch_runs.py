@@ -152,7 +152,8 @@ async def expire_due(runtime: Any, *, now: datetime | None = None, limit: int = 
     """Expire batches that ended more than `batch_retention_hours` ago (results and inputs, with bytes)."""
     now = now or _now()
     cutoff = now - timedelta(hours=runtime.settings.batch_retention_hours)
-    due = await Job.filter(type="batch", finished_at__lte=cutoff, batch__expired_at=None).limit(limit) \
+    due = await Job.filter(type="batch", finished_at__lte=cutoff, batch__expired_at=None).order_by("finished_at") \
+        .limit(limit) \
         .values_list("id", flat=True)
     return sum([int(await expire_batch(runtime, job_id)) for job_id in due])
 
