@@ -48,8 +48,8 @@ async def pump(runtime: Any, job_id: Any, *, job: Job | None = None) -> int:
         .values_list("id", flat=True)
     moved: list[str] = []
     for item_id in candidates:
-        # pending -> queued is not a change a client can see (both read "pending"): updated_at stays.
-        if await JobItem.filter(id=item_id, status="pending").update(status="queued"):
+        # updated_at moves too: the reconciler takes a queued item untouched for ITEM_STUCK_SECONDS as lost.
+        if await JobItem.filter(id=item_id, status="pending").update(status="queued", updated_at=_now()):
             moved.append(str(item_id))
     for item_id in moved:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import ThreadingHTTPServer
 from typing import Any
 
@@ -323,3 +323,19 @@ async def test_small_job_of_another_account_finishes_while_a_big_batch_runs(
     assert account.active_items <= 10
     await client.post(f"/api/v1/batches/{batch_id}/cancel", headers=big["headers"])
     await wait_for_batch(client, batch_id, big["headers"])
+
+
+async def test_expired_staged_file_cannot_be_used_or_uploaded(client: httpx.AsyncClient, account: dict[str, Any]) -> None:
+    h = account["headers"]
+    data = png((7, 7, 7))
+    staged = await stage(client, h, data, "old.png")
+    uploaded = await stage_and_upload(client, h, data, "done.png")
+    # A day has passed for these two (their window is what the sweep and submission read).
+    past = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    await StagedFile.filter(id__in=[staged["id"], uploaded]).update(expires_at=past)
+    r = await client.post("/api/v1/batches", headers=h, json={"source": {"type": "files", "file_ids": [uploaded]}})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "file_expired", r.text
+    assert await Job.filter(account_id=account["account_id"]).count() == 0
+    async with httpx.AsyncClient(timeout=30) as raw:
+        r = await raw.put(staged["upload"]["url"], content=data)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "url_expired"
