@@ -88,7 +88,7 @@ async def test_per_account_concurrency_holds_across_workers_and_others_run(sdb: 
     with serve_pages() as site:
         async with httpx.AsyncClient(base_url=sdb.apis[0].base_url, timeout=30) as api:
             r = await api.post("/api/v1/batches", headers=big["headers"],
-                               json={"source": {"type": "urls", "urls": slow_urls(site, 40, 0.3)}})
+                               json={"source": {"type": "urls", "urls": slow_urls(site, 60, 0.5)}})
             assert r.status_code == 201, r.text
             batch_id = r.json()["id"]
             peak, small_done_while_running = 0, False
