@@ -20,6 +20,8 @@ class Migration(migrations.Migration):
                 ('id', fields.UUIDField(primary_key=True, default=uuid4, unique=True, db_index=True)),
                 ('job', fields.OneToOneField('models.Job', source_field='job_id', db_constraint=True, to_field='id', related_name='batch', on_delete=OnDelete.CASCADE)),
                 ('account', fields.ForeignKeyField('models.Account', source_field='account_id', db_constraint=True, to_field='id', related_name='batches', on_delete=OnDelete.CASCADE)),
+                ('window', fields.IntField(default=1)),
+                ('next_position', fields.IntField(default=0)),
                 ('cancel_requested_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('expired_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),

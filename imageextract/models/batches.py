@@ -21,6 +21,8 @@ class Batch(Model):
     id = fields.UUIDField(primary_key=True)  # the same id as its job
     job = fields.OneToOneField("models.Job", related_name="batch", on_delete=fields.CASCADE)
     account = fields.ForeignKeyField("models.Account", related_name="batches", on_delete=fields.CASCADE)
+    window = fields.IntField(default=1)  # items queued or running at once: the plan's url_worker_concurrency
+    next_position = fields.IntField(default=0)  # items before it have left `pending` (the pump starts here)
     cancel_requested_at = fields.DatetimeField(null=True)
     expired_at = fields.DatetimeField(null=True)  # results (and inputs) deleted after the retention window
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -17,10 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from imageextract.context import Context
-from imageextract.models import Account, Batch, Image, Job, JobItem, RateCounter, StagedFile
+from imageextract.models import Batch, Image, Job, JobItem, RateCounter, StagedFile
 from imageextract.services import progress
 from imageextract.services.batches import TERMINAL_BATCH, BatchView, _view, get_batch
-from imageextract.services.plans import GUEST_PLAN, PLANS
 
 log = logging.getLogger("imageextract.batches")
 
@@ -31,21 +30,34 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def pump(runtime: Any, job_id: Any, *, job: Job | None = None) -> int:
+async def pump(runtime: Any, job_id: Any, *, job: Job | None = None, finished: bool = False) -> int:
     """Queue the next pending items of a batch, up to its window. Safe to call from anywhere, any number of
     times: each item moves pending -> queued by a conditional UPDATE, so only one caller sends its message.
-    `job` (already loaded by the caller) saves a read; its status may be stale, which only costs a no-op."""
+
+    `finished`: the caller's item just ended, so exactly one place in the window is free (no count needed).
+    `job` (already loaded by the caller) saves a read; its status may be stale, which only costs a no-op. The
+    scan starts at the batch's `next_position`, so each call reads a window of rows, not the whole batch."""
     job = job or await Job.get_or_none(id=job_id)
     if job is None or job.type != "batch" or job.status in ("done", "failed", "cancelled"):
         return 0
-    plans = await Account.filter(id=job.account_id).values_list("plan", flat=True)  # type: ignore[attr-defined]
-    window = (PLANS.get(plans[0]) or GUEST_PLAN).url_worker_concurrency if plans else 1
-    in_flight = await JobItem.filter(job_id=job.id, status__in=["queued", "processing"]).count()
-    free = window - in_flight
+    state = await Batch.filter(id=job.id).values("window", "next_position")
+    if not state:
+        return 0
+    window, start = state[0]["window"], state[0]["next_position"]
+    in_flight = -1
+    if finished:
+        free = 1
+    else:
+        in_flight = await JobItem.filter(job_id=job.id, status__in=["queued", "processing"]).count()
+        free = window - in_flight
     if free <= 0:
         return 0
-    candidates = await JobItem.filter(job_id=job.id, status="pending").order_by("position").limit(free) \
-        .values_list("id", flat=True)
+    rows = await JobItem.filter(job_id=job.id, status="pending", position__gte=start).order_by("position") \
+        .limit(free).values_list("id", "position")
+    candidates = [r[0] for r in rows]
+    if rows:
+        last = rows[-1][1] + 1
+        await Batch.filter(id=job.id, next_position__lt=last).update(next_position=last)
     moved: list[str] = []
     for item_id in candidates:
         # updated_at moves too: the reconciler takes a queued item untouched for ITEM_STUCK_SECONDS as lost.
@@ -56,7 +68,7 @@ async def pump(runtime: Any, job_id: Any, *, job: Job | None = None) -> int:
             runtime.enqueue("process_item", item_id)
         except Exception:
             log.exception("enqueue failed for batch item %s; the sweep re-queues it", item_id)
-    if not candidates and in_flight == 0:
+    if not candidates and in_flight == 0:  # (only known when counted)
         from imageextract.services.pipeline import maybe_finalize
 
         await maybe_finalize(runtime, job.id)

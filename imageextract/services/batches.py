@@ -358,7 +358,8 @@ async def _create(ctx: Context, *, kind: str, values: list[str], meta: Any, proj
             type="batch", status="queued", input={"value": {"source": kind, "count": n}}, metadata=meta,
             credits_reserved=n, total_items=n, using_db=conn,
         )
-        await Batch.create(id=job_id, job=job, account_id=principal.account_id, using_db=conn)
+        await Batch.create(id=job_id, job=job, account_id=principal.account_id,
+                           window=max(1, plan.url_worker_concurrency), using_db=conn)
         items: list[JobItem] = []
         for pos, value in enumerate(values):
             if kind == "urls":

@@ -85,15 +85,17 @@ async def process_item(runtime: Any, item_id: str) -> str:
     if not await _take_slot(job.account_id):  # type: ignore[attr-defined]
         runtime.enqueue("process_item", item_id, delay=SLOT_RETRY_MS)
         return "deferred"
+    outcome = "skipped"
     try:
-        return await _process_claimed(runtime, item_id, job)
+        outcome = await _process_claimed(runtime, item_id, job)
+        return outcome
     finally:
         await _give_slot(job.account_id)  # type: ignore[attr-defined]
-        if job.type == "batch":  # a batch is fed a window at a time: this item's place goes to the next
-            from imageextract.services.batch_runs import pump
+        if job.type == "batch" and outcome in ("done", "failed"):  # a batch is fed a window at a time:
+            from imageextract.services.batch_runs import pump  # this item's place goes to the next one
 
             try:
-                await pump(runtime, job.id, job=job)
+                await pump(runtime, job.id, job=job, finished=True)
             except Exception:
                 log.exception("pump failed for batch %s; the sweep pumps it again", job.id)
 
