@@ -14,6 +14,7 @@ SUITES = {
     "result-exports": "bench.result_exports",  # result files: time and peak memory, 1,000 and 100,000 images
     "reads": "bench.reads",  # the read path: /result, /items, GraphQL images against plain JSON responses
     "image-export": "bench.image_export",  # image export: conversion per format and preset vs bare Pillow
+    "batch": "bench.batch",  # the batch lane: 10,000 documents staged, submitted, run, walked; both shapes
 }
 
 

@@ -21,6 +21,7 @@ from imageextract.logs import RequestIdMiddleware
 from imageextract.rest_compat import (
     account,
     auth,
+    batches,
     billing,
     downloads,
     exports,
@@ -47,7 +48,7 @@ async def healthz(request: Request) -> JSONResponse:
 def _routes(runtime: Runtime) -> list[BaseRoute]:
     routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
     routes += auth.routes + account.routes + projects.routes + jobs.routes + results.routes + downloads.routes
-    routes += exports.routes + webhooks.routes + billing.routes + openapi.routes
+    routes += exports.routes + batches.routes + webhooks.routes + billing.routes + openapi.routes
     routes += graphql_routes(runtime)
     return routes
 

@@ -94,6 +94,16 @@ class Settings(BaseSettings):
     default_retention_days: int | None = None  # retention_days of new projects; unset keeps jobs forever
     retention_batch_size: int = 200  # jobs one retention sweep deletes at most (each worker, each round)
     retention_interval_seconds: float = 300.0  # how often workers sweep expired jobs
+    # Batch lane (shared/spec/003)
+    batch_max_items: int = 10_000  # entries per POST /api/v1/batches
+    batch_submissions_per_minute: int = 60  # per account
+    batch_retention_hours: float = 24.0  # results (and inputs) kept this long after a batch ends
+    staged_file_ttl_hours: float = 24.0  # a staged file unused by any batch is swept after this
+    upload_url_ttl_seconds: int = 3600  # presigned (S3) or signed (local) upload URLs
+    result_url_ttl_seconds: int = 900  # signed item result URLs
+    batch_cursor_settle_seconds: float = 1.0  # cursor walks stop this far behind now (late commits)
+    batch_progress_interval_seconds: float = 0.25  # batchProgress sends at most one event per interval
+    signing_key: str | None = None  # HMAC key of signed URLs; unset: a key kept in {data_dir}/signing.key
 
     # Guest and demo
     guest_daily_jobs: int = 3

@@ -41,7 +41,7 @@ from imageextract.db import DB_RETRY_AFTER_SECONDS, is_unavailable
 from imageextract.errors import DomainError, PayloadTooLarge, ServiceUnavailable
 from imageextract.fastjson import dumps_text
 from imageextract.graphql_fanout import SharedEventExecutor, view_attr
-from imageextract.resolvers import accounts, billing, exports, jobs, projects, results, webhooks
+from imageextract.resolvers import accounts, batches, billing, exports, jobs, projects, results, webhooks
 from imageextract.resolvers.loaders import Loaders
 from imageextract.schema.context import GQLContext
 from imageextract.services import auth
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from imageextract.config import Settings
     from imageextract.runtime import Runtime
 
-DOMAINS: list[ModuleType] = [accounts, projects, jobs, webhooks, billing, results, exports]
+DOMAINS: list[ModuleType] = [accounts, projects, jobs, webhooks, billing, results, exports, batches]
 
 LIMIT_RULES = [max_depth_rule(10, None), max_aliases_rule(30)]  # query depth, aliases per document
 MAX_JSON_BODY = 1024 * 1024  # a GraphQL document with its variables; uploads travel as multipart

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from imageextract.models.accounts import Account, Membership, Session, User
+from imageextract.models.batches import Batch, StagedFile
 from imageextract.models.billing import PaymentEvent, Subscription
 from imageextract.models.exports import Export, ExportFile, ExportImage
 from imageextract.models.jobs import Image, Job, JobItem
@@ -34,6 +35,8 @@ __models__ = [
     Export,
     ExportImage,
     ExportFile,
+    Batch,
+    StagedFile,
 ]
 
 __all__ = [m.__name__ for m in __models__] + ["EVENT_TYPES"]

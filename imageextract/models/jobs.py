@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from tortoise import fields
+from tortoise.indexes import Index
 from tortoise.models import Model
 
 from imageextract.models.base import new_image_id
 
-JOB_TYPES = ("url", "bulk", "document")
+JOB_TYPES = ("url", "bulk", "document", "batch")
 JOB_STATUSES = ("pending", "queued", "processing", "done", "failed", "cancelled")
 ITEM_STATUSES = ("pending", "queued", "processing", "done", "failed", "cancelled")
 
@@ -72,6 +73,8 @@ class JobItem(Model):
     class Meta:
         table = "job_items"
         unique_together = (("job", "position"),)
+        # The batch cursor walk: a batch's items in (updated_at, id) order (services/batches.py).
+        indexes = (Index(fields=("job_id", "updated_at", "id"), name="job_items_job_updated_id"),)
 
 
 class Image(Model):

@@ -7,7 +7,8 @@ from tortoise.models import Model
 
 from imageextract.models.base import new_delivery_id, new_webhook_id
 
-EVENT_TYPES = ("job.completed", "job.failed", "job.partially_failed", "job.cancelled", "webhook.test")
+EVENT_TYPES = ("job.completed", "job.failed", "job.partially_failed", "job.cancelled", "batch.completed",
+               "batch.partially_failed", "batch.failed", "batch.cancelled", "webhook.test")
 
 
 class WebhookEndpoint(Model):

@@ -69,10 +69,19 @@ async def process_item(runtime: Any, item_id: str) -> str:
     if not await _take_slot(account):
         await send_messages(runtime, [Message("process_item", (item_id,), SLOT_RETRY_MS)])  # nothing to commit
         return "deferred"
+    outcome = "skipped"
     try:
-        return await _process_claimed(runtime, item, job)
+        outcome = await _process_claimed(runtime, item, job)
+        return outcome
     finally:
         await _give_slot(account)
+        if job.type == "batch" and outcome in ("done", "failed"):  # a batch is fed a window at a time:
+            from imageextract.services.batch_runs import pump  # this item's place goes to the next one
+
+            try:
+                await pump(runtime, job.id, job=job, finished=True)
+            except Exception:
+                log.exception("pump failed for batch %s; the sweep pumps it again", job.id)
 
 
 async def _process_claimed(runtime: Any, item: JobItem, job: Job) -> str:
@@ -89,7 +98,7 @@ async def _process_claimed(runtime: Any, item: JobItem, job: Job) -> str:
     claimable = Q(status__in=["queued", "pending"]) | Q(status="processing", lease_expires_at__lt=now)
     lease = now + timedelta(seconds=settings.item_stuck_seconds)
     claimed = await JobItem.filter(Q(id=item.id) & Q(attempts=item.attempts) & claimable).update(
-        status="processing", attempts=F("attempts") + 1, started_at=now, lease_expires_at=lease,
+        status="processing", attempts=F("attempts") + 1, started_at=now, updated_at=now, lease_expires_at=lease,
     )
     if not claimed:
         return "skipped"
@@ -131,12 +140,19 @@ async def _extract(runtime: Any, item: JobItem) -> Any:
     options = runtime.settings.extract_options()
     if item.kind == "url":
         return await engine.extract_url(item.source_url or item.source_label, options)
+    from imageextract.services.staged_files import arrival_problem
+    from imageextract.storage import StorageNotFound
+
     try:
         data = await runtime.storage.get(item.upload_key)
     except Exception as exc:
         log.exception("upload %s missing for item %s", item.upload_key, item.id)
-        return SourceResult(source=item.source_label, status="failed", error_code="extraction_failed",
-                            error_message=f"uploaded file is no longer available: {exc}")
+        return SourceResult(source=item.source_label, status="failed",
+                            error_code="upload_missing" if isinstance(exc, StorageNotFound) else "extraction_failed",
+                            error_message=f"uploaded file is not available: {exc}")
+    problem = arrival_problem(data, item.upload_size)  # a presigned upload is checked only now
+    if problem is not None:
+        return SourceResult(source=item.source_label, status="failed", error_code=problem[0], error_message=problem[1])
     return await engine.extract_document_bytes(data, options, filename=item.source_label)
 
 
@@ -194,7 +210,7 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
         "status": "done" if ok else "failed", "image_count": kept, "failed_image_count": lost,
         "duration_ms": duration_ms, "error_code": None if ok else (result.error_code or "extraction_failed"),
         "error_message": None if ok else (result.error_message or "extraction failed"), "finished_at": now,
-        "lease_expires_at": None,
+        "lease_expires_at": None, "updated_at": now,
         "warnings": (list(getattr(result, "warnings", None) or []) or None) if ok else None,
     }
     counters = {"completed_items": F("completed_items") + 1, "image_count": F("image_count") + kept,
@@ -255,7 +271,7 @@ async def _retry_later(runtime: Any, job: Job, item: JobItem, attempt: int, resu
     jittered = delay * random.uniform(1.0, 1.2)
     async with unit_of_work(runtime) as uow:  # the next attempt is sent once the item is queued again
         released = await JobItem.filter(id=item.id, status="processing", attempts=attempt).using_db(uow.conn).update(
-            status="queued", lease_expires_at=None, duration_ms=duration_ms, error_code=result.error_code,
+            status="queued", lease_expires_at=None, updated_at=_now(), duration_ms=duration_ms, error_code=result.error_code,
             error_message=f"attempt {attempt} failed, retrying: {result.error_message or result.error_code}"[:2000],
         )
         if released:
@@ -270,6 +286,10 @@ async def _retry_later(runtime: Any, job: Job, item: JobItem, attempt: int, resu
 
 async def maybe_finalize(runtime: Any, job_id: Any) -> bool:
     """Give the job its terminal status once every item is terminal. Exactly one caller wins."""
+    open_batch = await Job.filter(id=job_id, type="batch", completed_items__lt=F("total_items")).exists()
+    if open_batch:  # a batch counts its terminal items exactly: skip counting up to 10,000 rows per item
+        await progress.publish_job(runtime, job_id)
+        return False
     rows = await JobItem.filter(job_id=job_id).annotate(n=Count("id")).group_by("status").values("status", "n")
     counts = {row["status"]: row["n"] for row in rows}  # one query for every status
     if any(n for s, n in counts.items() if s not in progress.TERMINAL):
@@ -317,7 +337,8 @@ async def reconcile(runtime: Any) -> dict[str, int]:
     requeued = 0
     expired = await JobItem.filter(status="processing", lease_expires_at__lt=now).values_list("id", flat=True)
     stale = await JobItem.filter(status__in=["queued", "pending"], updated_at__lt=stuck_before,
-                                 job__status__in=["queued", "processing"]).values_list("id", flat=True)
+                                 job__status__in=["queued", "processing"]) \
+        .exclude(status="pending", job__type="batch").values_list("id", flat=True)  # batches: pumped
     if expired or stale:
         async with unit_of_work(runtime) as uow:
             if stale:
@@ -330,18 +351,38 @@ async def reconcile(runtime: Any) -> dict[str, int]:
             .values_list("id", flat=True):
         if await JobItem.filter(job_id=job_id, status__not_in=list(progress.TERMINAL)).count() == 0:
             finalized += int(await maybe_finalize(runtime, job_id))
-    recounted = await _recount_slots(now)
+    recounted = await _recount_slots()
     from imageextract.services.webhook_delivery import resend_due
 
     resent = await resend_due(runtime)
-    return {"requeued": requeued, "finalized": finalized, "slots_recounted": recounted, "webhooks_resent": resent}
+    from imageextract.services.batch_runs import sweep
+
+    swept = await sweep(runtime)
+    return {"requeued": requeued, "finalized": finalized, "slots_recounted": recounted, "webhooks_resent": resent,
+            **swept}
 
 
-async def _recount_slots(now: datetime) -> int:
-    fixed = 0
+SLOT_SETTLE_SECONDS = 1.0
+
+
+async def _recount_slots() -> int:
+    """Give back slots held by attempts that died (their lease ran out). A slot is taken a moment before its
+    item is claimed, so one count can see a slot without its item: a discrepancy counts only when a second
+    look, SLOT_SETTLE_SECONDS later, finds the same number of slots and still fewer live items."""
+    suspects: list[tuple[str, int]] = []
     for account in await Account.filter(active_items__gt=0):
-        live = await JobItem.filter(status="processing", lease_expires_at__gte=now,
-                                    job__account_id=account.id).count()
-        if live < account.active_items:
-            fixed += await Account.filter(id=account.id, active_items=account.active_items).update(active_items=live)
+        if await _live_items(account.id) < account.active_items:
+            suspects.append((account.id, account.active_items))
+    if not suspects:
+        return 0
+    await asyncio.sleep(SLOT_SETTLE_SECONDS)
+    fixed = 0
+    for account_id, held in suspects:
+        live = await _live_items(account_id)
+        if live < held:
+            fixed += await Account.filter(id=account_id, active_items=held).update(active_items=live)
     return fixed
+
+
+async def _live_items(account_id: str) -> int:
+    return await JobItem.filter(status="processing", lease_expires_at__gte=_now(), job__account_id=account_id).count()

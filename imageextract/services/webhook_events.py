@@ -72,7 +72,12 @@ async def on_job_terminal(runtime: Any, job_or_id: Job | Any) -> None:
     job = job_or_id if isinstance(job_or_id, Job) else await Job.get_or_none(id=job_or_id)
     if job is None or job.project_id is None:  # type: ignore[attr-defined]
         return
-    event_type = event_type_for(job)
+    batch_event = None
+    if job.type == "batch":  # batch.completed|partially_failed|failed|cancelled (services/batch_runs.py)
+        from imageextract.services.batch_runs import webhook_event
+
+        batch_event = await webhook_event(runtime, job)
+    event_type = batch_event[0] if batch_event else None if job.type == "batch" else event_type_for(job)
     if event_type is None:
         return
     fetched = job.project
@@ -81,7 +86,7 @@ async def on_job_terminal(runtime: Any, job_or_id: Job | Any) -> None:
                  if event_type in (e.subscribed_events or [])]
     if not endpoints and not project.default_webhook_url and not job.webhook_url:
         return  # nobody listens: skip building the payload (two counts) for every finished job
-    payload = await job_payload(runtime, job, event_type)
+    payload = batch_event[1] if batch_event else await job_payload(runtime, job, event_type)
     if job.webhook_url:
         from imageextract.services import job_callbacks
 

@@ -92,5 +92,10 @@ class S3Storage:
     async def delete(self, key: str) -> None:
         await self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
+    async def presign_put(self, key: str, *, expires_in: int) -> str:
+        """A presigned PUT URL for `key`: the client sends the bytes to S3 directly, never through us."""
+        return str(await self.client.generate_presigned_url(
+            "put_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_in))
+
     def describe(self, key: str) -> str | None:
         return f"s3://{self.bucket}/{self._key(key)}"

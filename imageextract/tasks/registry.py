@@ -19,7 +19,8 @@ QUEUE_WEBHOOKS = "webhooks"
 QUEUE_MAINTENANCE = "maintenance"
 
 # Modules whose import declares actors. A new domain with actors adds its module here.
-ACTOR_MODULES = ["imageextract.tasks.actors", "imageextract.tasks.retention", "imageextract.tasks.exports"]
+ACTOR_MODULES = ["imageextract.tasks.actors", "imageextract.tasks.retention", "imageextract.tasks.exports",
+                 "imageextract.tasks.batches"]
 
 ActorFn = Callable[..., Coroutine[Any, Any, Any]]
 

@@ -77,7 +77,7 @@ class Call:
     owner_job: str = "job_done"
 
 
-P, J, E = "/api/v1/projects/{id}", "/api/v1/jobs/{id}", "/api/v1/exports/{id}"
+P, J, E, B = "/api/v1/projects/{id}", "/api/v1/jobs/{id}", "/api/v1/exports/{id}", "/api/v1/batches/{id}"
 # In the order A replays them at the end: reads, then changes, then deletions.
 REST: list[Call] = [
     Call("GET", P, "/api/v1/projects/{project}"),
@@ -97,6 +97,8 @@ REST: list[Call] = [
     Call("GET", E + "/download", "/api/v1/exports/{export}/download"),
     Call("GET", E + "/files/{filename}", "/api/v1/exports/{export}/files/{export_file}"),
     Call("GET", E + "/stream", "/api/v1/exports/{export}/stream"),
+    Call("GET", B, "/api/v1/batches/{batch}"),
+    Call("GET", B + "/items/{item_id}/result", "/api/v1/batches/{batch}/items/{batch_item}/result", owner=302),
     Call("GET", P + "/webhooks", "/api/v1/projects/{project}/webhooks"),
     Call("GET", P + "/webhook-deliveries", "/api/v1/projects/{project}/webhook-deliveries"),
     Call("GET", P + "/webhook-deliveries/{delivery_id}", "/api/v1/projects/{project}/webhook-deliveries/{delivery}"),
@@ -114,6 +116,9 @@ REST: list[Call] = [
     Call("POST", P + "/keys/{key_id}/rotate", "/api/v1/projects/{project}/keys/{key}/rotate"),
     Call("POST", P + "/keys/{key_id}/revoke", "/api/v1/projects/{project}/keys/{key}/revoke"),
     Call("POST", J + "/cancel", "/api/v1/jobs/{job}/cancel", owner_job="job_queued"),
+    Call("POST", "/api/v1/batches", "/api/v1/batches", json={"source": {"type": "files", "file_ids": ["{staged_file}"]},
+                                                            "project_id": "{project}"}, owner=201),
+    Call("POST", B + "/cancel", "/api/v1/batches/{batch}/cancel", owner=409),  # A's batch has ended
     Call("POST", J + "/retry", "/api/v1/jobs/{job}/retry", owner=202, owner_job="job_failed"),
     Call("DELETE", P + "/webhooks/{webhook_id}", "/api/v1/projects/{project}/webhooks/{webhook}"),
     Call("DELETE", "/api/dashboard/keys/{id}", "/api/dashboard/keys/{dashboard_key}"),
@@ -167,6 +172,10 @@ GRAPHQL: list[Gql] = [
     Gql("Mutation.rotateApiKey", "mutation($p: ID!, $k: ID!) { rotateApiKey(projectId: $p, keyId: $k) { key } }"),
     Gql("Mutation.revokeApiKey", "mutation($p: ID!, $k: ID!) { revokeApiKey(projectId: $p, keyId: $k) { id } }"),
     Gql("Mutation.createExport", "mutation($j: ID!) { createExport(jobId: $j) { exportId } }"),
+    Gql("Query.batch", "query($b: ID!) { batch(id: $b) { id counts { succeeded } items { nodes { source } } } }"),
+    Gql("Mutation.createBatch", 'mutation($p: ID!, $f: String!) { createBatch(input: {source: {type: "files", '
+        'fileIds: [$f]}, projectId: $p}) { batch { id } } }'),
+    Gql("Mutation.cancelBatch", "mutation($b: ID!) { cancelBatch(id: $b) { id } }", owner="conflict"),  # ended
     Gql("Mutation.cancelJob", "mutation($j: ID!) { cancelJob(id: $j) { id status } }", owner_job="job_queued"),
     Gql("Mutation.retryJob", "mutation($j: ID!) { retryJob(id: $j) { jobId } }", owner_job="job_failed"),
     Gql("Mutation.deleteWebhook", "mutation($p: ID!, $w: ID!) { deleteWebhook(projectId: $p, id: $w) }"),
@@ -189,7 +198,7 @@ GRAPHQL: list[Gql] = [
 ]
 SUBSCRIPTION = "subscription($j: ID!) { jobProgress(jobId: $j) { kind status item { sourceLabel } } }"
 GQL_VARS = {"p": "project", "k": "key", "dk": "dashboard_key", "j": "job", "w": "webhook", "d": "delivery",
-            "bp": "b_project", "u": "hook", "pg": "page", "e": "export"}
+            "bp": "b_project", "u": "hook", "pg": "page", "e": "export", "b": "batch", "f": "staged_file"}
 
 
 # Coverage: the tables against the app --------------------------------------------------------------------------
@@ -239,8 +248,10 @@ def test_tables_cover_every_route_and_field_that_takes_an_id(tmp_path: Path) -> 
     guest_tested = {(c.method, c.route) for c in REST if "{job}" in c.url}
     assert guest_routes <= guest_tested, f"guest routes test_guest_jobs misses: {sorted(guest_routes - guest_tested)}"
     fields = graphql_fields_taking_ids()
-    # exportProgress refusals (4403 for other accounts and anonymous callers) are in tests/exports.
-    tabled = {g.field for g in GRAPHQL} | {"Subscription.jobProgress", "Subscription.exportProgress"}
+    # exportProgress refusals are in tests/exports; batchProgress: refused like jobProgress
+    # (tests/batches/test_batches_graphql.py checks a foreign batch).
+    tabled = {g.field for g in GRAPHQL} | {"Subscription.jobProgress", "Subscription.exportProgress",
+                                           "Subscription.batchProgress"}
     assert not fields - tabled, f"GraphQL fields taking an id that the matrix does not cover: {sorted(fields - tabled)}"
     assert not tabled - fields, f"the matrix names GraphQL fields the schema lacks: {sorted(tabled - fields)}"
 
@@ -328,6 +339,19 @@ async def build_world(client: httpx.AsyncClient, pages: ThreadingHTTPServer, rec
         return bool(d["status"] == "delivered")
     await _until(delivered, "the owner's test delivery")
     queued = await _queued_job(a, pid, f"{site}/page/3")
+    staged = await ok("POST", "/api/v1/files", ha, json={"filename": f"owner-secret-{tag}.png",
+                                                         "size_bytes": len(png_bytes(4))})
+    await ok("PUT", staged["upload"]["url"], {}, content=png_bytes(4))
+    spare = await ok("POST", "/api/v1/files", ha, json={"filename": f"owner-secret-spare-{tag}.png",
+                                                        "size_bytes": len(png_bytes(5))})
+    await ok("PUT", spare["upload"]["url"], {}, content=png_bytes(5))
+    batch = await ok("POST", "/api/v1/batches", ha, json={"source": {"type": "files", "file_ids": [staged["id"]]},
+                                                          "project_id": pid})
+
+    async def batch_done() -> bool:
+        return bool((await ok("GET", f"/api/v1/batches/{batch['id']}", ha))["status"] == "completed")
+    await _until(batch_done, "the owner's batch")
+    batch_item = str((await JobItem.get(job_id=batch["id"])).id)
     items = [str(i) for i in await JobItem.filter(job__account_id=a["account_id"]).values_list("id", flat=True)]
 
     # B: its own parents for the mixed calls, and every way of calling.
@@ -358,11 +382,13 @@ async def build_world(client: httpx.AsyncClient, pages: ThreadingHTTPServer, rec
         "image": manifest["images"][0]["image_id"], "webhook": hook["id"], "delivery": delivery["delivery_id"],
         "b_project": b["project_id"], "b_job": b_job["job_id"], "hook": f"{receiver.url}/intruder",
         "page": f"{site}/page/1", "export": export["export_id"], "export_file": export_file,
+        "batch": batch["id"], "batch_item": batch_item, "staged_file": spare["id"],
     }
     hexid = secrets.token_hex(12)
     fake = ids | {"project": f"proj_{hexid}", "key": f"key_{hexid}", "dashboard_key": f"key_{hexid}",
                   "webhook": f"wh_{hexid}", "delivery": f"whd_{hexid}", "image": f"img_{hexid}",
-                  "group": str(uuid.uuid4()), "export": f"exp_{hexid}", **{j: str(uuid.uuid4()) for j in JOBS}}
+                  "group": str(uuid.uuid4()), "export": f"exp_{hexid}", **{j: str(uuid.uuid4()) for j in JOBS},
+                  "batch": str(uuid.uuid4()), "batch_item": str(uuid.uuid4()), "staged_file": f"file_{hexid}"}
     a_secrets = [
         a["account_id"], a["user_id"], a["email"], f"Owner Secret Corp {tag}", a["project_id"], a["api_key"],
         a["api_key"][:14], pid, f"Owner Secret Project {tag}", f"owner-secret-{tag}", f"owner-secret-site-{tag}",
@@ -371,6 +397,7 @@ async def build_world(client: httpx.AsyncClient, pages: ThreadingHTTPServer, rec
         f"{site}/page/3", default_hook, hook["id"], hook["url"], hook["secret"], delivery["delivery_id"],
         done["job_id"], failed["job_id"], queued, *items, *(i["image_id"] for i in manifest["images"]),
         export["export_id"],
+        batch["id"], staged["id"], spare["id"], f"owner-secret-{tag}.png",
     ]
     return World(a=a, b=b, ids=ids, fake=fake, secrets=a_secrets, callers=callers)
 
@@ -423,6 +450,8 @@ def _fill(value: Any, ids: dict[str, str]) -> Any:
         return value.format_map(ids)
     if isinstance(value, dict):
         return {k: _fill(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, ids) for v in value]
     return value
 
 
