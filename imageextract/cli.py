@@ -10,19 +10,25 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from imageextract import db, logs
+from imageextract.app import create_app
 from imageextract.config import Settings
+from imageextract.errors import DomainError
+from imageextract.extract.cli import main as extract_main
+from imageextract.graphql_app import sdl
+from imageextract.models import Account, User
+from imageextract.services.admin import create_account_with_key, grant_credits, issue_owner_key, set_plan
+from imageextract.tasks.worker import run_worker
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from imageextract.app import create_app
 
     if args.host:
         settings.host = args.host
     if args.port:
         settings.port = args.port
-    from imageextract import logs
 
     logs.configure(settings.log_level)
     # Take the port before anything else: a start that cannot serve must not create (and print the key of)
@@ -80,7 +86,6 @@ def _print_key(settings: Settings, heading: str, key: str) -> None:
 async def _prepare(settings: Settings, *, migrate: bool) -> None:
     """Migrate, and on the very first start create a demo account and print its key; on later starts say
     how to get a key (only a hash is stored, so the old key cannot be shown again)."""
-    from imageextract import db
 
     if migrate:
         await db.migrate(settings)
@@ -88,9 +93,6 @@ async def _prepare(settings: Settings, *, migrate: bool) -> None:
         return
     await db.init_db(settings)
     try:
-        from imageextract.models import Account, User
-        from imageextract.services.admin import create_account_with_key
-
         if not await Account.exists():
             created = await create_account_with_key(
                 name="Demo", email=DEMO_EMAIL, password=None, plan="pro", credits=None
@@ -105,8 +107,6 @@ async def _prepare(settings: Settings, *, migrate: bool) -> None:
 
 def _admin_demo_key(args: argparse.Namespace, settings: Settings) -> int:
     """Issue a new API key for the demo account's owner (keys are stored hashed: old ones cannot be shown)."""
-    from imageextract import db
-    from imageextract.services.admin import issue_owner_key
 
     async def run() -> str | None:
         await db.init_db(settings)
@@ -128,24 +128,18 @@ def _admin_demo_key(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from imageextract import db
-
     asyncio.run(db.migrate(settings))
     print("migrations applied", flush=True)
     return 0
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from imageextract.tasks.worker import run_worker
-
     return run_worker(settings, processes=args.processes, threads=args.threads)
 
 
 def _run_admin(args: argparse.Namespace, settings: Settings, action: Callable[[], Awaitable[dict[str, Any]]]) -> int:
     """Run one operator action against the database: its result on stdout (JSON with --json), a domain
     error as the JSON envelope on stderr and exit code 1."""
-    from imageextract import db
-    from imageextract.errors import DomainError
 
     async def run() -> dict[str, Any]:
         await db.init_db(settings)
@@ -169,29 +163,21 @@ def _run_admin(args: argparse.Namespace, settings: Settings, action: Callable[[]
 
 
 def _admin_create_account(args: argparse.Namespace, settings: Settings) -> int:
-    from imageextract.services.admin import create_account_with_key
-
     return _run_admin(args, settings, lambda: create_account_with_key(
         name=args.name, email=args.email, password=args.password, plan=args.plan, credits=args.credits))
 
 
 def _admin_grant_credits(args: argparse.Namespace, settings: Settings) -> int:
-    from imageextract.services.admin import grant_credits
-
     return _run_admin(args, settings, lambda: grant_credits(
         account_id=args.account, credits=args.credits, reason=args.reason))
 
 
 def _admin_set_plan(args: argparse.Namespace, settings: Settings) -> int:
-    from imageextract.services.admin import set_plan
-
     return _run_admin(args, settings, lambda: set_plan(account_id=args.account, plan=args.plan,
                                                        credits=args.credits))
 
 
 def _export_schema(args: argparse.Namespace, settings: Settings) -> int:
-    from imageextract.graphql_app import sdl
-
     text = sdl()
     if args.output == "-":
         sys.stdout.write(text)
@@ -260,8 +246,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "extract":
-        from imageextract.extract.cli import main as extract_main
-
         return extract_main(argv[1:])
     args = build_parser().parse_args(argv)
     settings = Settings()

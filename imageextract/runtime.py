@@ -18,7 +18,7 @@ from imageextract import db
 from imageextract.config import Settings
 from imageextract.context import Context
 from imageextract.events import PubSub, build_pubsub
-from imageextract.services import billing, exports, pipeline
+from imageextract.services import billing, exports, pipeline, retention
 from imageextract.services.webhook_events import on_job_terminal
 from imageextract.storage import Storage, build_storage
 from imageextract.tasks.bridge import AsyncBridge
@@ -79,8 +79,6 @@ async def _reconcile_forever(runtime: Runtime) -> None:
 
 
 async def _sweep_retention_forever(runtime: Runtime) -> None:
-    from imageextract.services import retention
-
     while True:
         await asyncio.sleep(runtime.settings.retention_interval_seconds)
         try:

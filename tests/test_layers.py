@@ -70,3 +70,21 @@ def test_every_layer_exists(layer: str) -> None:
     """A rule over a folder that was renamed would pass silently: each layer must still have modules."""
     folder = PACKAGE / layer.removeprefix("imageextract.").replace(".", "/")
     assert any(folder.rglob("*.py")), layer
+
+
+def test_every_module_imports_on_its_own() -> None:
+    """Imports sit at module level (no function-local imports where no cycle needs one), so a cycle would
+    show as a module that cannot be imported first: import each one alone, in a fresh interpreter."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    modules = sorted(_module_name(p) for p in PACKAGE.rglob("*.py") if "migrations" not in p.parts)
+
+    def alone(name: str) -> str | None:
+        done = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True, timeout=120)
+        return None if done.returncode == 0 else f"{name}: {done.stderr.strip().splitlines()[-1]}"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        failures = [f for f in pool.map(alone, modules) if f]
+    assert failures == []

@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from imageextract.config import Settings
+from imageextract.extract.engine import discover_source, extract_source
 from imageextract.extract.naming import safe_filename, unique_name
 from imageextract.extract.types import ExtractOptions, SourceResult
 
@@ -127,8 +129,6 @@ def _summary(result: SourceResult) -> str:
 
 
 async def run(args: argparse.Namespace, options: ExtractOptions, stdout: TextIO, stderr: TextIO) -> int:
-    from imageextract.extract.engine import extract_source
-
     taken: set[str] = set()
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -161,7 +161,6 @@ async def run(args: argparse.Namespace, options: ExtractOptions, stdout: TextIO,
 
 async def _discover_only(source: str, args: argparse.Namespace, options: ExtractOptions, stdout: TextIO) -> bool:
     """--no-fetch: one JSON line per discovered image (a failed source gets one line with its error)."""
-    from imageextract.extract.engine import discover_source, extract_source
 
     result, found = await discover_source(source, options, base_url=args.base_url)
     if result.status == "done" and found is None:  # not a web page: a document has nothing to fetch
@@ -181,7 +180,6 @@ async def _discover_only(source: str, args: argparse.Namespace, options: Extract
 
 def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """Run `imageextract extract` with `argv` (the arguments after `extract`); return the exit status."""
-    from imageextract.config import Settings
 
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr

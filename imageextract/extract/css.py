@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import tinycss2
+from tinycss2.bytes import decode_stylesheet_bytes
 
 IMAGE_PROPERTIES = frozenset({"background", "background-image"})
 _IMAGE_SET = frozenset({"image-set", "-webkit-image-set"})
@@ -117,8 +118,6 @@ def _mask(match: re.Match[str]) -> str:
 def urls_in_stylesheet(css: str | bytes, *, charset: str | None = None) -> CssUrls:
     """Background image URLs and @import targets in a stylesheet (text, or bytes with an optional charset)."""
     if isinstance(css, bytes):
-        from tinycss2.bytes import decode_stylesheet_bytes
-
         css, _encoding = decode_stylesheet_bytes(css, protocol_encoding=charset)
     assert isinstance(css, str)
     lowered = css.lower()

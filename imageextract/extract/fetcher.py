@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urljoin
 
+import certifi
 import httpcore
 import httpx
 
@@ -176,8 +177,6 @@ def default_ssl_context() -> ssl.SSLContext:
     """One verifying client context per process: loading the CA bundle costs ~20 ms, and a context is safe to
     share between connections and threads (httpcore only sets the same ALPN list on it each time)."""
     try:
-        import certifi
-
         return ssl.create_default_context(cafile=certifi.where())
     except ImportError:  # pragma: no cover - certifi ships with httpx
         return ssl.create_default_context()

@@ -19,6 +19,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from defusedxml import ElementTree as SafeET
+from defusedxml.common import DefusedXmlException
 from PIL import Image
 
 from imageextract.extract.types import ExtractError, ExtractOptions
@@ -251,9 +253,6 @@ def _svg_length(value: str | None) -> float | None:
 
 
 def _probe_svg(data: bytes) -> ProbeInfo:
-    from defusedxml import ElementTree as SafeET  # deferred: only SVGs pay for the import
-    from defusedxml.common import DefusedXmlException
-
     if len(data) > _SVG_MAX_BYTES:
         raise ProbeError("SVG too large to probe", reason="corrupt")
     try:

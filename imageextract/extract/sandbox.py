@@ -57,6 +57,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from imageextract.extract.convert import convert_reply, convert_task
+from imageextract.extract.documents import Collector
 from imageextract.extract.types import ExtractedImage, ExtractError, ExtractOptions, ImageList
 
 log = logging.getLogger(__name__)
@@ -88,7 +90,6 @@ def run_document(
     The document is `data`, or the file at `path` (the child opens it; the parent never reads it). The child
     streams a PDF's images page by page; `on_image` (see `documents.extract_document_file`) receives each
     distinct image as its page arrives, after which its bytes are dropped."""
-    from imageextract.extract.documents import Collector
 
     collector = Collector(on_image)
 
@@ -107,7 +108,6 @@ def run_document(
 
 def run_convert(data: bytes, *, spec: Any, options: ExtractOptions) -> list[Any]:
     """`convert.convert(data, spec)` in a sandbox child: the variants, or ConvertError for a bad image."""
-    from imageextract.extract.convert import convert_reply
 
     reply, blobs = _POOL.run("convert", spec, data, None, options)
     return convert_reply(reply, blobs)
@@ -459,8 +459,6 @@ def _child_main(conn: Connection, parent: int, memory_bytes: int, cpu_hard: int)
                 )
                 reply: dict[str, Any] = {"ok": True, "images": _pack(images, blobs), "warnings": images.warnings}
             elif kind == "convert":
-                from imageextract.extract.convert import convert_task
-
                 reply = convert_task(data, arg, blobs)
             else:
                 reply = {"ok": True, "value": _child_debug(kind, arg)}

@@ -12,6 +12,7 @@ from starlette.routing import Route
 from imageextract.rest_compat.common import build_context, json_body
 from imageextract.services import exports
 from imageextract.services.downloads import header_safe
+from imageextract.zipstream import zip_stream
 
 
 async def create(request: Request) -> JSONResponse:
@@ -44,7 +45,6 @@ async def download(request: Request) -> Response:
     filename = request.query_params.get("filename")
     if filename is not None:
         return await _file(request, filename)
-    from imageextract.zipstream import zip_stream
 
     ctx = await build_context(request)
     export, entries = await exports.zip_entries(ctx, request.path_params["id"])

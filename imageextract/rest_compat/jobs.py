@@ -9,11 +9,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from imageextract.errors import PayloadTooLarge, ValidationError
+from imageextract.errors import PayloadTooLarge, Unauthenticated, ValidationError
 from imageextract.fastjson import FastJSONResponse
 from imageextract.rest_compat.common import authed_context, build_context, int_param, iso, json_body
+from imageextract.rest_compat.results import list_filters
 from imageextract.rest_compat.serializers import item_json, job_json
-from imageextract.services import job_callbacks, jobs, submission
+from imageextract.services import job_callbacks, job_queries, jobs, live, submission
 from imageextract.services.plans import GUEST_PLAN, get_plan
 from imageextract.transport import apply_cookies
 
@@ -69,8 +70,6 @@ async def submit(request: Request) -> Response:
     if content_type.startswith("multipart/form-data"):
         plan = get_plan(ctx.principal.account.plan) if ctx.principal else GUEST_PLAN
         if ctx.principal is None:
-            from imageextract.errors import Unauthenticated
-
             raise Unauthenticated("Document uploads need an account: send an API key or sign in")
         fields: dict[str, str] = {}
         uploads = await _read_uploads(request, plan.document_max_files, plan.document_max_mb * 1024 * 1024, fields)
@@ -141,7 +140,6 @@ async def retry(request: Request) -> JSONResponse:
 
 async def stream(request: Request) -> Response:
     """Server-Sent Events stream of the job's progress."""
-    from imageextract.services import live
 
     ctx = await build_context(request)
     job = await jobs.get_job(ctx, request.path_params["id"])
@@ -161,8 +159,6 @@ async def stream(request: Request) -> Response:
 async def dashboard_jobs(request: Request) -> JSONResponse:
     """Paginated job history for the authenticated user (?page=1&limit=20), with the filters and sorts of
     GET /api/v1/jobs."""
-    from imageextract.rest_compat.results import list_filters
-    from imageextract.services import job_queries
 
     ctx = await authed_context(request)
     job_queries.check_list_params(request.query_params.keys(), (job_queries.LIST_PARAMS - {"per_page"}) | {"limit"})

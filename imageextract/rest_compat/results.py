@@ -9,7 +9,8 @@ from starlette.routing import Route
 from imageextract.context import Context
 from imageextract.rest_compat.common import authed_context, build_context
 from imageextract.rest_compat.serializers import job_json
-from imageextract.services import deletion, job_queries, result_exports
+from imageextract.rest_compat.webhooks import delivery_json
+from imageextract.services import deletion, job_callbacks, job_queries, result_exports
 from imageextract.services.job_views import item_views
 from imageextract.services.pagination import MAX_PAGE
 
@@ -62,8 +63,6 @@ async def export_job(request: Request) -> Response:
 async def job_deliveries(request: Request) -> JSONResponse:
     """Webhook deliveries about the job (its own callback and its project's webhooks), newest first
     (?first=20&after=<cursor>)."""
-    from imageextract.rest_compat.webhooks import delivery_json
-    from imageextract.services import job_callbacks
 
     ctx = await build_context(request)
     first = job_queries.parse_int(request.query_params.get("first"), field="first", default=20, lo=1, hi=MAX_PAGE)

@@ -10,7 +10,9 @@ from strawberry.types import Info
 
 from imageextract.schema.context import GQLContext
 from imageextract.schema.pagination import Connection
+from imageextract.services import batches
 from imageextract.services.batches import BatchItemView, BatchView
+from imageextract.services.pagination import Page
 
 
 @strawberry.type
@@ -62,8 +64,6 @@ class Batch:
                                   "last endCursor shows every item that changed since, once.")
     async def items(self, info: Info[GQLContext, None], first: int = 100, after: str | None = None,
                     status: str | None = None) -> Connection[BatchItem]:
-        from imageextract.services import batches
-        from imageextract.services.pagination import Page
 
         page = await batches.batch_page(info.context.ctx, str(self.id), limit=first, cursor=after, status=status,
                                         fields=("first", "after"))

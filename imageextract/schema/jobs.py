@@ -13,7 +13,10 @@ from strawberry.types import Info
 from imageextract.schema.context import GQLContext
 from imageextract.schema.pagination import Connection
 from imageextract.schema.webhooks import WebhookDelivery
+from imageextract.services.job_callbacks import job_deliveries
 from imageextract.services.job_views import FailedImageView, ImageView, ItemView, JobView
+from imageextract.services.jobs import images_page, items_page
+from imageextract.services.result_exports import export_path
 
 
 def _view(row: Any) -> Any:
@@ -132,7 +135,6 @@ class Job:
     @strawberry.field(description="The job's items (one per source) in position order.")
     async def items(self, info: Info[GQLContext, None], first: int = 100,
                     after: str | None = None) -> Connection[JobItem]:
-        from imageextract.services.jobs import items_page
 
         loaded = await info.context.loaders.items_by_job.load(str(self.id)) if after is None else None
         page = await items_page(info.context.ctx, str(self.id), first=first, after=after, loaded=loaded)
@@ -142,7 +144,6 @@ class Job:
                                   "an error with code not_ready while running, job_failed or job_cancelled).")
     async def images(self, info: Info[GQLContext, None], first: int = 100,
                      after: str | None = None) -> Connection[ImageResult]:
-        from imageextract.services.jobs import images_page
 
         loaded = await info.context.loaders.images_by_job.load(str(self.id)) if after is None else None
         page = await images_page(info.context.ctx, str(self.id), failed=False, first=first, after=after,
@@ -152,7 +153,6 @@ class Job:
     @strawberry.field(description="Images found whose bytes could not be fetched (same rule as images).")
     async def failed_images(self, info: Info[GQLContext, None], first: int = 100,
                             after: str | None = None) -> Connection[FailedImage]:
-        from imageextract.services.jobs import images_page
 
         loaded = await info.context.loaders.images_by_job.load(str(self.id)) if after is None else None
         page = await images_page(info.context.ctx, str(self.id), failed=True, first=first, after=after,
@@ -163,7 +163,6 @@ class Job:
                                   "webhooks), newest first.")
     async def webhook_deliveries(self, info: Info[GQLContext, None], first: int = 20,
                                  after: str | None = None) -> Connection[WebhookDelivery]:
-        from imageextract.services.job_callbacks import job_deliveries
 
         page = await job_deliveries(info.context.ctx, str(self.id), first=first, after=after)
         return Connection.of(page, WebhookDelivery.from_model)
@@ -171,8 +170,6 @@ class Job:
     @strawberry.field(description="Where to download the result as a file (csv, xlsx, json or xml): "
                                   "GET /api/v1/jobs/:id/export/{format} on this API's origin.")
     def export_url(self, info: Info[GQLContext, None], format: str) -> str:
-        from imageextract.services.result_exports import export_path
-
         return f"{info.context.ctx.base_url or ''}{export_path(self.id, format)}"
 
     @classmethod

@@ -20,6 +20,7 @@ from imageextract.context import Context
 from imageextract.models import Batch, Image, Job, JobItem, RateCounter, StagedFile
 from imageextract.services import progress
 from imageextract.services.batches import TERMINAL_BATCH, BatchView, _view, get_batch
+from imageextract.services.staged_files import sweep_unused
 
 log = logging.getLogger("imageextract.batches")
 
@@ -173,7 +174,6 @@ async def expire_due(runtime: Any, *, now: datetime | None = None, limit: int = 
 async def sweep(runtime: Any, *, now: datetime | None = None) -> dict[str, int]:
     """One round: unused staged files past their window, batches past retention, and a pump for every open
     batch (a lost message only delays it). Any process may run it, any number at once."""
-    from imageextract.services.staged_files import sweep_unused
 
     staged = await sweep_unused(runtime, now=now)
     expired = await expire_due(runtime, now=now)

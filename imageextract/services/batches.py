@@ -41,6 +41,8 @@ from imageextract.services import ledger
 from imageextract.services.job_views import image_views, parse_uuid
 from imageextract.services.pagination import decode_cursor, encode_cursor
 from imageextract.services.plans import get_plan
+from imageextract.services.staged_files import check_signature, sign
+from imageextract.services.submission import _check_daily_cap, _clean_metadata, _resolve_project
 from imageextract.services.urls import validate_http_url
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -270,7 +272,6 @@ async def _hit_minute(account_id: str, limit: int) -> str:
 
 async def submit_batch(ctx: Context, *, source: Any, metadata: Any = None, project_id: Any = None,
                        idempotency_key: str | None = None) -> Submitted:
-    from imageextract.services.submission import _clean_metadata, _resolve_project
 
     principal = ctx.require_principal()
     plan = get_plan(principal.account.plan)
@@ -340,7 +341,6 @@ async def _claim_files(conn: Any, account_id: str, job_id: uuid.UUID, file_ids: 
 
 async def _create(ctx: Context, *, kind: str, values: list[str], meta: Any, project: str | None, plan: Any,
                   scope: str, idempotency_key: str | None, fingerprint: str) -> uuid.UUID:
-    from imageextract.services.submission import _check_daily_cap
 
     principal = ctx.require_principal()
     n = len(values)
@@ -404,7 +404,6 @@ async def cancel_batch(ctx: Context, batch_id: str) -> BatchView:
 
 async def item_result_url(ctx: Context, batch_id: str, item_id: str) -> str:
     """Where the item's result JSON is: a signed URL on our own origin that expires."""
-    from imageextract.services.staged_files import sign
 
     job, batch = await get_batch(ctx, batch_id)
     parsed = parse_uuid(item_id)
@@ -426,7 +425,6 @@ async def item_result_url(ctx: Context, batch_id: str, item_id: str) -> str:
 
 async def signed_result(ctx: Context, item_id: Any, *, expires: Any, signature: Any) -> dict[str, Any]:
     """The result JSON a signed result URL names (no other credential: the URL is one)."""
-    from imageextract.services.staged_files import check_signature
 
     if not isinstance(item_id, str) or not item_id:
         raise Forbidden("Invalid signed URL", code="invalid_signature")

@@ -20,6 +20,7 @@ from imageextract.errors import NotFound
 from imageextract.models import IdempotencyRecord, Image, Job, JobItem
 from imageextract.services import ledger, progress, stored_objects
 from imageextract.services.job_views import OPEN, JobStatus
+from imageextract.services.jobs import get_job
 
 log = logging.getLogger("imageextract.deletion")
 
@@ -33,7 +34,6 @@ class Purged:
 
 async def delete_job(ctx: Context, job_id: str) -> Purged:
     """The caller's job, deleted for good. 404 when unknown or already deleted; other owners as `get_job`."""
-    from imageextract.services.jobs import get_job
 
     job = await get_job(ctx, job_id)
     purged = await purge_job(ctx.services, job.id)

@@ -24,8 +24,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from PIL import features
 from tortoise.expressions import F, Q
 from tortoise.functions import Sum
+from tortoise.transactions import in_transaction
 
 from imageextract.context import Context
 from imageextract.errors import (
@@ -33,6 +35,7 @@ from imageextract.errors import (
     Forbidden,
     InsufficientCredits,
     NotFound,
+    NotReady,
     Unprocessable,
     ValidationError,
 )
@@ -45,13 +48,17 @@ from imageextract.extract.convert import (
     ConvertError,
     ConvertSpec,
     Variant,
+    convert,
     output_format,
 )
+from imageextract.extract.types import ExtractError
 from imageextract.models import Export, ExportFile, ExportImage, Image, Job, LedgerEntry
 from imageextract.services import jobs, ledger
 from imageextract.services.downloads import SAFE_SEGMENT
 from imageextract.services.plans import get_plan
 from imageextract.services.unit_of_work import unit_of_work
+from imageextract.storage import StorageNotFound, content_key
+from imageextract.zipstream import ZipEntry
 
 log = logging.getLogger("imageextract.exports")
 
@@ -119,8 +126,6 @@ def _width(value: Any, index: int) -> int:
 
 
 def avif_available() -> bool:
-    from PIL import features
-
     return bool(features.check("avif"))
 
 
@@ -418,12 +423,9 @@ def media_type(fmt: str) -> str:
 
 async def zip_entries(ctx: Context, export_id: str) -> tuple[Export, list[Any]]:
     """Every file of a finished export as ZIP entries (streamed one after another; memory stays flat)."""
-    from imageextract.zipstream import ZipEntry
 
     export = await get_export(ctx, export_id)
     if export.status not in TERMINAL:
-        from imageextract.errors import NotReady
-
         raise NotReady("Export still processing", details={"status": export.status,
                                                             "completed_images": export.completed_images,
                                                             "total_images": export.total_images})
@@ -459,8 +461,6 @@ def conversion_options(settings: Any) -> Any:
 
 def _convert(data: bytes, spec: ConvertSpec, options: Any) -> list[Variant]:
     if not options.sandbox:
-        from imageextract.extract.convert import convert
-
         return convert(data, spec)
     from imageextract.extract.sandbox import run_convert
 
@@ -469,8 +469,6 @@ def _convert(data: bytes, spec: ConvertSpec, options: Any) -> list[Variant]:
 
 async def _run(runtime: Any, export: Export, row: ExportImage) -> tuple[list[Variant], str | None, str | None]:
     """Convert one image: (variants, None, None) or ([], error code, message)."""
-    from imageextract.extract.types import ExtractError
-    from imageextract.storage import StorageNotFound
 
     settings = runtime.settings
     image = await Image.filter(id=row.image_id, job_id=export.job_id).first()  # type: ignore[attr-defined]
@@ -494,9 +492,7 @@ async def _run(runtime: Any, export: Export, row: ExportImage) -> tuple[list[Var
 
 async def process_image(runtime: Any, export_image_id: str) -> str:
     """Convert one export image. Returns what happened (for logs and tests): done, failed, skipped."""
-    from tortoise.transactions import in_transaction
 
-    from imageextract.storage import content_key
 
     row = await ExportImage.get_or_none(id=export_image_id).select_related("export")
     if row is None or row.status in IMAGE_TERMINAL:

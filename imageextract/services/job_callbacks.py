@@ -17,6 +17,8 @@ from typing import Any
 from imageextract.context import Context
 from imageextract.errors import Unauthenticated, ValidationError
 from imageextract.models import Job, Project, WebhookDelivery
+from imageextract.services import webhook_events
+from imageextract.services.jobs import get_job
 from imageextract.services.pagination import Page, keyset_page
 from imageextract.services.urls import check_public_url, validate_http_url
 
@@ -64,14 +66,13 @@ def parse_form_metadata(raw: Any) -> Any:
 
 async def on_job_terminal(runtime: Any, job: Job, event_type: str, payload: dict[str, Any]) -> WebhookDelivery | None:
     """The job's own callback for its terminal event (one delivery per job and event)."""
-    from imageextract.services.webhook_events import create_delivery
 
     if not job.webhook_url or job.project_id is None:  # type: ignore[attr-defined]
         return None
     project = await Project.get(id=job.project_id)  # type: ignore[attr-defined]
-    return await create_delivery(runtime, project=project, endpoint=None, url=job.webhook_url,
-                                 event_type=event_type, event_key=f"{event_type}:{job.id}", payload=payload,
-                                 job_id=job.id, receiver=f"{DEDUPE_PREFIX}{job.id}")
+    return await webhook_events.create_delivery(
+        runtime, project=project, endpoint=None, url=job.webhook_url, event_type=event_type,
+        event_key=f"{event_type}:{job.id}", payload=payload, job_id=job.id, receiver=f"{DEDUPE_PREFIX}{job.id}")
 
 
 def is_job_callback(delivery: WebhookDelivery) -> bool:
@@ -88,7 +89,6 @@ async def secret_for(delivery: WebhookDelivery) -> str | None:
 
 async def job_deliveries(ctx: Context, job_id: str, *, first: int, after: str | None) -> Page[WebhookDelivery]:
     """Every delivery about the job (its own callback and its project's webhooks), newest first."""
-    from imageextract.services.jobs import get_job
 
     job = await get_job(ctx, job_id)
     return await keyset_page(WebhookDelivery.filter(job_id=job.id), first=first, after=after, sort="created_at",

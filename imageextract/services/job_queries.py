@@ -16,6 +16,7 @@ from imageextract.errors import ValidationError
 from imageextract.models import Job
 from imageextract.services.job_views import JOB_TYPES, JobStatus, JobView, job_view
 from imageextract.services.pagination import MAX_PAGE, Page, keyset_page, offset_page
+from imageextract.services.projects import get_project
 
 SORTS = ("created_at", "updated_at")
 ORDERS = ("asc", "desc")
@@ -128,8 +129,6 @@ async def _query(ctx: Context, filters: JobFilters) -> Any:
     if principal.project_id is not None:
         query = query.filter(project_id=principal.project_id)
     if filters.project_id is not None:
-        from imageextract.services.projects import get_project
-
         await get_project(ctx, filters.project_id)  # someone else's project is 404, as everywhere else
         query = query.filter(project_id=filters.project_id)
     if filters.statuses:

@@ -9,7 +9,15 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from imageextract.context import Context
-from imageextract.errors import Conflict, DomainError, Forbidden, NotFound, NotReady, Unprocessable
+from imageextract.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    NotReady,
+    Unauthenticated,
+    Unprocessable,
+)
 from imageextract.models import Job, JobItem
 from imageextract.services import ledger, progress
 from imageextract.services.job_views import (
@@ -30,7 +38,9 @@ from imageextract.services.job_views import (
     parse_uuid,
 )
 from imageextract.services.pagination import Page, encode_cursor
+from imageextract.services.pipeline import _after_terminal
 from imageextract.services.security import constant_time_equal, sha256_hex
+from imageextract.services.submission import Upload, submit_job
 
 
 def _parse_id(job_id: str) -> uuid.UUID:
@@ -65,7 +75,6 @@ def check_access(ctx: Context, job: Job) -> None:
             return
     if job.account_id is None:  # type: ignore[attr-defined]
         raise Forbidden("This job belongs to a different user", details={"job_id": str(job.id)})
-    from imageextract.errors import Unauthenticated
 
     raise Unauthenticated("Authentication required")
 
@@ -141,7 +150,6 @@ async def cancel_job(ctx: Context, job_id: str) -> JobView:
         await Job.filter(id=job.id).using_db(conn).update(credits_used=done, completed_items=terminal)
     job = await Job.get(id=job.id)
     await progress.publish(ctx.services, job.id, progress.job_state(job))
-    from imageextract.services.pipeline import _after_terminal
 
     await _after_terminal(ctx.services, job.id)
     return job_view(job)
@@ -149,7 +157,6 @@ async def cancel_job(ctx: Context, job_id: str) -> JobView:
 
 async def retry_job(ctx: Context, job_id: str) -> Any:
     """A fresh job from the original input (consumes credits again)."""
-    from imageextract.services.submission import Upload, submit_job
 
     job = await get_job(ctx, job_id)
     if job.status not in ("failed", "cancelled"):

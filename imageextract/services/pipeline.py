@@ -19,11 +19,17 @@ from tortoise.expressions import F, Q
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
+from imageextract.extract import engine
+from imageextract.extract.types import SourceResult
 from imageextract.models import Account, Image, Job, JobItem
 from imageextract.services import ledger, progress, stored_objects
+from imageextract.services.batch_runs import pump, sweep
 from imageextract.services.job_views import OPEN
 from imageextract.services.plans import GUEST_PLAN, PLANS
+from imageextract.services.staged_files import arrival_problem
 from imageextract.services.unit_of_work import Message, send_messages, unit_of_work
+from imageextract.services.webhook_delivery import resend_due
+from imageextract.storage import StorageNotFound, content_key
 
 log = logging.getLogger("imageextract.pipeline")
 
@@ -76,8 +82,6 @@ async def process_item(runtime: Any, item_id: str) -> str:
     finally:
         await _give_slot(account)
         if job.type == "batch" and outcome in ("done", "failed"):  # a batch is fed a window at a time:
-            from imageextract.services.batch_runs import pump  # this item's place goes to the next one
-
             try:
                 await pump(runtime, job.id, job=job, finished=True)
             except Exception:
@@ -134,14 +138,9 @@ async def _renew_lease(item_id: str, attempt: int, stuck_seconds: float) -> None
 
 
 async def _extract(runtime: Any, item: JobItem) -> Any:
-    from imageextract.extract import engine
-    from imageextract.extract.types import SourceResult
-
     options = runtime.settings.extract_options()
     if item.kind == "url":
         return await engine.extract_url(item.source_url or item.source_label, options)
-    from imageextract.services.staged_files import arrival_problem
-    from imageextract.storage import StorageNotFound
 
     try:
         data = await runtime.storage.get(item.upload_key)
@@ -165,7 +164,6 @@ STORE_CONCURRENCY = 16  # image writes in flight per item (each is a thread hop 
 
 async def _store_images(runtime: Any, images: list[Any]) -> list[tuple[Any, str | None]]:
     """Store each image's bytes once (content-addressed), several at a time; results in the images' order."""
-    from imageextract.storage import content_key
 
     storage = runtime.storage
     gate = asyncio.Semaphore(STORE_CONCURRENCY)
@@ -352,10 +350,8 @@ async def reconcile(runtime: Any) -> dict[str, int]:
         if await JobItem.filter(job_id=job_id, status__not_in=list(progress.TERMINAL)).count() == 0:
             finalized += int(await maybe_finalize(runtime, job_id))
     recounted = await _recount_slots()
-    from imageextract.services.webhook_delivery import resend_due
 
     resent = await resend_due(runtime)
-    from imageextract.services.batch_runs import sweep
 
     swept = await sweep(runtime)
     return {"requeued": requeued, "finalized": finalized, "slots_recounted": recounted, "webhooks_resent": resent,

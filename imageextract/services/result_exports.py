@@ -35,6 +35,7 @@ from imageextract.context import Context
 from imageextract.errors import ValidationError
 from imageextract.models import JobItem
 from imageextract.services.job_views import JobView, image_page
+from imageextract.services.jobs import check_readable, read_job
 
 PAGE = 1000
 FORMATS = ("csv", "xlsx", "json", "xml")
@@ -228,7 +229,6 @@ _WRITERS: dict[str, Callable[[JobView, Context], AsyncIterator[bytes]]] = {
 
 async def export_job(ctx: Context, job_id: str, fmt: str) -> Export:
     """Check access and readability now (errors before the first byte), then stream the file."""
-    from imageextract.services.jobs import check_readable, read_job
 
     fmt = check_format(fmt)
     view = await read_job(ctx, job_id)

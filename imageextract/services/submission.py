@@ -19,6 +19,7 @@ from imageextract.errors import (
     InsufficientCredits,
     NotFound,
     PayloadTooLarge,
+    Unauthenticated,
     UnsupportedMediaType,
     ValidationError,
 )
@@ -26,11 +27,12 @@ from imageextract.models import IdempotencyRecord, Job, JobItem, Project, RateCo
 from imageextract.services import ledger, ratelimit, stored_objects
 from imageextract.services.filetypes import sniff_document
 from imageextract.services.guests import ensure_guest
-from imageextract.services.plans import Plan, get_plan
+from imageextract.services.plans import GUEST_PLAN, Plan, get_plan
 from imageextract.services.security import sha256_hex
 from imageextract.services.unit_of_work import unit_of_work
 from imageextract.services.urls import check_public_url, validate_http_url
 from imageextract.services.webhook_signing import new_secret
+from imageextract.storage import content_key
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 MAX_METADATA_BYTES = 16 * 1024
@@ -122,8 +124,6 @@ async def _resolve_project(ctx: Context, project_id: Any) -> str | None:
     principal = ctx.principal
     if principal is None:
         if project_id is not None:
-            from imageextract.errors import Unauthenticated
-
             raise Unauthenticated("Choosing a project needs an account: send an API key or sign in")
         return None
     bound = principal.project_id
@@ -172,15 +172,10 @@ async def submit_job(
     uploads = uploads or []
     if principal is None:
         if uploads:
-            from imageextract.errors import Unauthenticated
-
             raise Unauthenticated("Document uploads need an account: send an API key or sign in")
-        from imageextract.services.plans import GUEST_PLAN
 
         plan = GUEST_PLAN
         if kind != "url":
-            from imageextract.errors import Unauthenticated
-
             raise Unauthenticated("Without an account only single-URL jobs are allowed: send an API key or sign in")
     else:
         plan = get_plan(principal.account.plan)
@@ -215,8 +210,6 @@ async def submit_job(
     # Store upload bytes first (content-addressed, so a retry or a replay stores nothing new).
     upload_keys: list[str] = []
     if uploads:
-        from imageextract.storage import content_key
-
         storage = ctx.services.storage
         for u in uploads:
             key = content_key(u.data, namespace="uploads", ext=None)

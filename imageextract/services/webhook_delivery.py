@@ -11,8 +11,11 @@ import logging
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
+from imageextract.extract.fetcher import SafeFetcher
+from imageextract.extract.types import ExtractError
 from imageextract.models import Project, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from imageextract.services.webhook_signing import signed_headers
 
@@ -31,8 +34,6 @@ def _retry_after(value: str | None) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        from email.utils import parsedate_to_datetime
-
         try:
             return max(0.0, (parsedate_to_datetime(value) - _now()).total_seconds())
         except (TypeError, ValueError):
@@ -92,9 +93,6 @@ async def deliver(runtime: Any, delivery_id: str) -> str:
 
 
 async def _post(runtime: Any, url: str, secret: str, delivery_id: str, body: str) -> tuple[int | None, str | None, float | None, int]:
-    from imageextract.extract.fetcher import SafeFetcher
-    from imageextract.extract.types import ExtractError
-
     settings = runtime.settings
     timeout = settings.webhook_timeout_seconds
     options = settings.extract_options(connect_timeout=timeout, read_timeout=timeout, total_timeout=timeout)

@@ -9,6 +9,8 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 
 from imageextract.models import Job, JobItem, Project, WebhookDelivery, WebhookEndpoint
+from imageextract.services import job_callbacks
+from imageextract.services.batch_runs import webhook_event
 from imageextract.services.unit_of_work import unit_of_work
 
 log = logging.getLogger("imageextract.webhooks")
@@ -74,7 +76,6 @@ async def on_job_terminal(runtime: Any, job_or_id: Job | Any) -> None:
         return
     batch_event = None
     if job.type == "batch":  # batch.completed|partially_failed|failed|cancelled (services/batch_runs.py)
-        from imageextract.services.batch_runs import webhook_event
 
         batch_event = await webhook_event(runtime, job)
     event_type = batch_event[0] if batch_event else None if job.type == "batch" else event_type_for(job)
@@ -88,8 +89,6 @@ async def on_job_terminal(runtime: Any, job_or_id: Job | Any) -> None:
         return  # nobody listens: skip building the payload (two counts) for every finished job
     payload = batch_event[1] if batch_event else await job_payload(runtime, job, event_type)
     if job.webhook_url:
-        from imageextract.services import job_callbacks
-
         await job_callbacks.on_job_terminal(runtime, job, event_type, payload)
     for endpoint in endpoints:
         await create_delivery(runtime, project=project, endpoint=endpoint, url=endpoint.url,

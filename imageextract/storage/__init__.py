@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 CHUNK_SIZE = 256 * 1024
@@ -66,7 +67,6 @@ def build_storage(settings: Any) -> Storage:
         return S3Storage(bucket=bucket, prefix=prefix.strip("/"), endpoint_url=settings.s3_endpoint_url,
                          region=settings.s3_region, access_key_id=settings.s3_access_key_id,
                          secret_access_key=settings.s3_secret_access_key)
-    from pathlib import Path
 
     from imageextract.storage.local import LocalStorage
 

@@ -338,4 +338,5 @@ async def test_expired_staged_file_cannot_be_used_or_uploaded(client: httpx.Asyn
     assert await Job.filter(account_id=account["account_id"]).count() == 0
     async with httpx.AsyncClient(timeout=30) as raw:
         r = await raw.put(staged["upload"]["url"], content=data)
-    assert r.status_code == 403 and r.json()["error"]["code"] == "url_expired"
+    # Refused either way: expired (403), or already removed by the sweep, which runs every second here (404).
+    assert (r.status_code, r.json()["error"]["code"]) in ((403, "url_expired"), (404, "not_found")), r.text

@@ -31,6 +31,11 @@ from pathlib import Path
 
 from imageextract.extract.documents.assets import document_image, finish
 from imageextract.extract.documents.detect import sniff
+from imageextract.extract.documents.docx import extract_docx
+from imageextract.extract.documents.ooxml import open_package
+from imageextract.extract.documents.pdf import extract_pdf
+from imageextract.extract.documents.pptx import extract_pptx
+from imageextract.extract.documents.xlsx import extract_xlsx
 from imageextract.extract.types import ExtractedImage, ExtractError, ExtractOptions, ImageList
 
 log = logging.getLogger(__name__)
@@ -135,8 +140,6 @@ def extract_unsandboxed(
             assert isinstance(data, bytes)
             images = [_image_file(data, filename, options)]
         elif kind == "pdf":
-            from imageextract.extract.documents.pdf import extract_pdf
-
             images = extract_pdf(data, options, emit=emit)
         else:
             assert isinstance(data, bytes)
@@ -161,11 +164,6 @@ def _check_size(data: bytes, options: ExtractOptions) -> None:
 
 
 def _extract_ooxml(data: bytes, options: ExtractOptions) -> list[ExtractedImage]:
-    from imageextract.extract.documents.docx import extract_docx
-    from imageextract.extract.documents.ooxml import open_package
-    from imageextract.extract.documents.pptx import extract_pptx
-    from imageextract.extract.documents.xlsx import extract_xlsx
-
     pkg = open_package(data, options)
     try:
         kind, main = pkg.kind()

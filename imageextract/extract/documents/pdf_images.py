@@ -25,6 +25,8 @@ import struct
 import zlib
 from typing import Any
 
+from PIL import Image
+
 PNG_LEVEL = 3  # zlib level for the PNGs we write: close to level 6's size on image data, about twice as fast
 _SIG = b"\x89PNG\r\n\x1a\n"
 _REF = re.compile(r"^\s*(\d+)\s+0\s+R\s*$")
@@ -204,16 +206,12 @@ class SampleEncoder:
         if n == 1:
             plte = bytes(b for v in lookup for b in (v, v, v))
         elif n == 4:
-            from PIL import Image
-
             plte = Image.frombytes("CMYK", (count, 1), lookup).convert("RGB").tobytes()
         else:
             plte = lookup
         return self._png(xref, width, height, bpc, 1, plte=plte)
 
     def _tiff(self, xref: int, width: int, height: int, family: str, icc: bytes | None) -> bytes | None:
-        from PIL import Image
-
         samples = self._samples(xref, width * height * (4 if family == "cmyk" else 3))
         if samples is None:
             return None
