@@ -8,9 +8,10 @@ import strawberry
 from strawberry.types import Info
 
 from imageextract import transport
-from imageextract.schema.accounts import Account, LedgerEntry, Limits, LoginPayload, Usage, Viewer
+from imageextract.schema.accounts import Account, LedgerEntry, LoginPayload, Usage, Viewer
 from imageextract.schema.context import GQLContext
 from imageextract.schema.pagination import Connection
+from imageextract.schema.plans import Limits
 from imageextract.services import accounts, auth, ledger, usage
 
 GInfo = Info[GQLContext, None]

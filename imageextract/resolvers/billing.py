@@ -6,9 +6,10 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
-from imageextract.schema.billing import CheckoutPayload, PaymentEvent, Plan
+from imageextract.schema.billing import CheckoutPayload, PaymentEvent
 from imageextract.schema.context import GQLContext
 from imageextract.schema.pagination import Connection
+from imageextract.schema.plans import Plan
 from imageextract.services import billing
 
 GInfo = Info[GQLContext, None]

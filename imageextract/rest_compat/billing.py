@@ -7,8 +7,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from imageextract.context import Context
-from imageextract.errors import PayloadTooLarge
-from imageextract.rest_compat.common import build_context
+from imageextract.rest_compat.common import build_context, read_body
 from imageextract.services import billing
 
 MAX_WEBHOOK_BODY = 1024 * 1024
@@ -30,23 +29,9 @@ async def checkout(request: Request) -> Response:
     return RedirectResponse(session.url, status_code=302)
 
 
-async def _body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_WEBHOOK_BODY:
-        raise PayloadTooLarge("Request body too large", details={"max_bytes": MAX_WEBHOOK_BODY})
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_WEBHOOK_BODY:
-            raise PayloadTooLarge("Request body too large", details={"max_bytes": MAX_WEBHOOK_BODY})
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def payment_webhook(request: Request) -> JSONResponse:
     """Dodo Payments webhook endpoint: verifies the signature, records the event once, applies it."""
-    body = await _body(request)
+    body = await read_body(request, MAX_WEBHOOK_BODY)
     headers = {k: request.headers.get(k, "") for k in ("webhook-id", "webhook-timestamp", "webhook-signature")}
     await billing.handle_webhook(request.app.state.runtime.settings, body=body, headers=headers)
     return JSONResponse({"received": True})

@@ -14,7 +14,7 @@ from imageextract.context import Context
 from imageextract.errors import PayloadTooLarge, ValidationError
 from imageextract.transport import build_context, client_ip, request_origin
 
-__all__ = ["authed_context", "build_context", "client_ip", "int_param", "iso", "json_body", "request_origin"]
+__all__ = ["authed_context", "build_context", "read_body", "client_ip", "int_param", "iso", "json_body", "request_origin"]
 
 MAX_JSON_BODY = 1024 * 1024
 
@@ -25,21 +25,26 @@ async def authed_context(conn: HTTPConnection) -> Context:
     return ctx
 
 
-async def json_body(request: Request, *, allowed: Iterable[str] | None = None,
-                    optional: bool = False) -> dict[str, Any]:
-    """The request's JSON object. 413 past MAX_JSON_BODY (read no further than that), 400 when it is not a
-    JSON object or carries a field outside `allowed` (a typo must not be silently ignored)."""
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused with 413 past `max_bytes` (declared or counted; nothing more is read)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_JSON_BODY:
-        raise PayloadTooLarge("Request body too large", details={"max_bytes": MAX_JSON_BODY})
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge("Request body too large", details={"max_bytes": max_bytes})
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_JSON_BODY:
-            raise PayloadTooLarge("Request body too large", details={"max_bytes": MAX_JSON_BODY})
+        if size > max_bytes:
+            raise PayloadTooLarge("Request body too large", details={"max_bytes": max_bytes})
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def json_body(request: Request, *, allowed: Iterable[str] | None = None,
+                    optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object. 413 past MAX_JSON_BODY (read no further than that), 400 when it is not a
+    JSON object or carries a field outside `allowed` (a typo must not be silently ignored)."""
+    raw = await read_body(request, MAX_JSON_BODY)
     if not raw.strip():
         if optional:
             return {}

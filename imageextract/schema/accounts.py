@@ -9,7 +9,6 @@ import strawberry
 from imageextract.models import LedgerEntry as LedgerEntryModel
 from imageextract.schema.billing import Billing
 from imageextract.services import billing as billing_service
-from imageextract.services.plans import Plan
 
 
 @strawberry.type
@@ -26,23 +25,6 @@ class Account:
     async def billing(self) -> Billing:
         """The account's plan and subscription state (services.billing)."""
         return Billing.from_state(await billing_service.billing_state(account_id=str(self.id)))
-
-
-@strawberry.type
-class Limits:
-    plan: str
-    credits_included: int
-    daily_credit_cap: int
-    api_access: bool
-    ads_enabled: bool
-    bulk_max_urls: int
-    document_max_files: int
-    document_max_mb: int
-    url_worker_concurrency: int
-
-    @classmethod
-    def from_plan(cls, plan: Plan) -> Limits:
-        return cls(**plan.limits())  # type: ignore[arg-type]
 
 
 @strawberry.type

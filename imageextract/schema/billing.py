@@ -7,7 +7,7 @@ from datetime import datetime
 import strawberry
 
 from imageextract.models import PaymentEvent as PaymentEventModel
-from imageextract.services.billing import BillingState, PlanOffer
+from imageextract.services.billing import BillingState
 
 
 @strawberry.type
@@ -22,24 +22,6 @@ class Billing:
     def from_state(cls, s: BillingState) -> Billing:
         return cls(plan=s.plan, status=s.status, current_period_end=s.current_period_end,
                    cancel_at_period_end=s.cancel_at_period_end, subscription_id=s.subscription_id)
-
-
-@strawberry.type
-class Plan:
-    plan: str
-    purchasable: bool
-    credits_included: int
-    daily_credit_cap: int
-    api_access: bool
-    ads_enabled: bool
-    bulk_max_urls: int
-    document_max_files: int
-    document_max_mb: int
-    url_worker_concurrency: int
-
-    @classmethod
-    def from_offer(cls, offer: PlanOffer) -> Plan:
-        return cls(purchasable=offer.purchasable, **offer.plan.limits())  # type: ignore[arg-type]
 
 
 @strawberry.type

@@ -37,7 +37,7 @@ from imageextract.errors import (
     ValidationError,
 )
 from imageextract.models import Batch, IdempotencyRecord, Job, JobItem, RateCounter, StagedFile
-from imageextract.services import ledger
+from imageextract.services import idempotency, ledger
 from imageextract.services.job_views import image_views, parse_uuid
 from imageextract.services.pagination import decode_cursor, encode_cursor
 from imageextract.services.plans import get_plan
@@ -45,7 +45,6 @@ from imageextract.services.staged_files import check_signature, sign
 from imageextract.services.submission import _check_daily_cap, _clean_metadata, _resolve_project
 from imageextract.services.urls import validate_http_url
 
-IDEMPOTENCY_TTL = timedelta(hours=24)
 MAX_LIMIT = 1000
 BATCH_STATUSES = ("pending", "running", "completed", "partially_failed", "failed", "cancelled", "expired")
 ITEM_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
@@ -238,14 +237,6 @@ def _fingerprint(kind: str, values: list[str], metadata: Any, project: str | Non
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-async def _replay(scope: str, key: str, fingerprint: str) -> Job | None:
-    record = await IdempotencyRecord.filter(scope=scope, key=key, expires_at__gt=_now()).first()
-    if record is None:
-        return None
-    if record.request_hash != fingerprint:
-        raise Conflict("Idempotency-Key was already used with a different request body",
-                       details={"idempotency_key": key})
-    return await Job.get(id=record.job_id)
 
 
 async def _hit_minute(account_id: str, limit: int) -> str:
@@ -285,7 +276,7 @@ async def submit_batch(ctx: Context, *, source: Any, metadata: Any = None, proje
     scope = f"batch:{principal.account_id}"
     fingerprint = _fingerprint(kind, values, meta, project)
     if idempotency_key:
-        existing = await _replay(scope, idempotency_key, fingerprint)
+        existing = await idempotency.replay(scope, idempotency_key, fingerprint)
         if existing is not None:
             return Submitted(batch=await read_batch(ctx, str(existing.id)), created=False)
     balance = await ledger.balance_of(principal.account_id)
@@ -299,7 +290,7 @@ async def submit_batch(ctx: Context, *, source: Any, metadata: Any = None, proje
     except BaseException as exc:
         await RateCounter.filter(bucket=bucket, count__gt=0).update(count=F("count") - 1)
         if isinstance(exc, IntegrityError) and idempotency_key:
-            existing = await _replay(scope, idempotency_key, fingerprint)  # lost a race with the same key
+            existing = await idempotency.replay(scope, idempotency_key, fingerprint)  # lost a race with the same key
             if existing is not None:
                 return Submitted(batch=await read_batch(ctx, str(existing.id)), created=False)
         raise
@@ -349,7 +340,7 @@ async def _create(ctx: Context, *, kind: str, values: list[str], meta: Any, proj
     async with in_transaction() as conn:
         if idempotency_key:
             await IdempotencyRecord.create(scope=scope, key=idempotency_key, request_hash=fingerprint, job_id=job_id,
-                                           expires_at=now + IDEMPOTENCY_TTL, using_db=conn)
+                                           expires_at=now + idempotency.IDEMPOTENCY_TTL, using_db=conn)
         files = await _claim_files(conn, principal.account_id, job_id, values, now) if kind == "files" else {}
         job = await Job.create(
             id=job_id, account_id=principal.account_id, project_id=project,

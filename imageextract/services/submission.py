@@ -6,7 +6,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -14,7 +14,6 @@ from tortoise.expressions import F
 
 from imageextract.context import Context
 from imageextract.errors import (
-    Conflict,
     Forbidden,
     InsufficientCredits,
     NotFound,
@@ -24,7 +23,7 @@ from imageextract.errors import (
     ValidationError,
 )
 from imageextract.models import IdempotencyRecord, Job, JobItem, Project, RateCounter
-from imageextract.services import ledger, ratelimit, stored_objects
+from imageextract.services import idempotency, ledger, ratelimit, stored_objects
 from imageextract.services.filetypes import sniff_document
 from imageextract.services.guests import ensure_guest
 from imageextract.services.plans import GUEST_PLAN, Plan, get_plan
@@ -34,7 +33,6 @@ from imageextract.services.urls import check_public_url, validate_http_url
 from imageextract.services.webhook_signing import new_secret
 from imageextract.storage import content_key
 
-IDEMPOTENCY_TTL = timedelta(hours=24)
 MAX_METADATA_BYTES = 16 * 1024
 
 
@@ -152,14 +150,6 @@ async def _rate_scope(ctx: Context, plan: Plan) -> tuple[str, int] | None:
     return f"account:{ctx.principal.account_id}", plan.jobs_per_day
 
 
-async def _replay(scope: str, key: str, fingerprint: str) -> Job | None:
-    record = await IdempotencyRecord.filter(scope=scope, key=key, expires_at__gt=datetime.now(UTC)).first()
-    if record is None:
-        return None
-    if record.request_hash != fingerprint:
-        raise Conflict("Idempotency-Key was already used with a different request body",
-                       details={"idempotency_key": key})
-    return await Job.get(id=record.job_id)
 
 
 async def submit_job(
@@ -203,7 +193,7 @@ async def submit_job(
     scope = principal.account_id if principal is not None else f"guest:{sha256_hex(guest_token or '')}"
     fingerprint = _fingerprint(kind, urls, uploads, meta, project, callback)
     if idempotency_key:
-        existing = await _replay(scope, idempotency_key, fingerprint)
+        existing = await idempotency.replay(scope, idempotency_key, fingerprint)
         if existing is not None:
             return Submitted(job=existing, created=False)
 
@@ -230,7 +220,7 @@ async def submit_job(
             await _unhit(rate_scope[0])
         if idempotency_key:
             # Lost a race with the same key: the winner's job is the answer (or a 409 if bodies differ).
-            existing = await _replay(scope, idempotency_key, fingerprint)
+            existing = await idempotency.replay(scope, idempotency_key, fingerprint)
             if existing is not None:
                 return Submitted(job=existing, created=False)
         raise
@@ -261,7 +251,7 @@ async def _create(ctx: Context, *, kind: str, urls: list[str], uploads: list[Upl
         conn = uow.conn
         if idempotency_key:
             await IdempotencyRecord.create(scope=scope, key=idempotency_key, request_hash=fingerprint, job_id=job_id,
-                                           expires_at=now + IDEMPOTENCY_TTL, using_db=conn)
+                                           expires_at=now + idempotency.IDEMPOTENCY_TTL, using_db=conn)
         job_input: Any = urls[0] if kind == "url" else urls if kind == "bulk" else [
             {"filename": u.filename, "size": len(u.data), "storage_key": k} for u, k in zip(uploads, upload_keys, strict=True)
         ]
