@@ -95,7 +95,8 @@ async def _prepare(settings: Settings, *, migrate: bool) -> None:
     try:
         if not await Account.exists():
             created = await create_account_with_key(
-                name="Demo", email=DEMO_EMAIL, password=None, plan="pro", credits=None
+                name="Demo", email=DEMO_EMAIL, password=None, plan="pro", credits=None,
+                retention_days=settings.default_retention_days,
             )
             _print_key(settings, "Demo account created. Its API key is shown this once:", created["api_key"])
         elif await User.filter(email=DEMO_EMAIL).exists():
@@ -164,7 +165,8 @@ def _run_admin(args: argparse.Namespace, settings: Settings, action: Callable[[]
 
 def _admin_create_account(args: argparse.Namespace, settings: Settings) -> int:
     return _run_admin(args, settings, lambda: create_account_with_key(
-        name=args.name, email=args.email, password=args.password, plan=args.plan, credits=args.credits))
+        name=args.name, email=args.email, password=args.password, plan=args.plan, credits=args.credits,
+        retention_days=settings.default_retention_days))
 
 
 def _admin_grant_credits(args: argparse.Namespace, settings: Settings) -> int:

@@ -59,8 +59,10 @@ async def _unique_account_slug(name: str) -> str:
 
 async def create_account(
     *, name: str, email: str, password: str | None = None, plan: str = "free", credits: int | None = None,
+    retention_days: int | None = None,
 ) -> NewAccount:
-    """A new account with its owner, a Default project and the plan's starting credits in the ledger."""
+    """A new account with its owner, a Default project (keeping finished jobs `retention_days`, None: forever)
+    and the plan's starting credits in the ledger."""
     name = name.strip() if isinstance(name, str) else ""
     if not name or len(name) > 200:
         raise ValidationError("Account name is required (at most 200 characters)", details={"field": "name"})
@@ -84,7 +86,7 @@ async def create_account(
 
                 project = await Project.create(
                     account=account, name="Default", slug="default", is_default=True, webhook_secret=new_secret(),
-                    using_db=conn,
+                    retention_days=retention_days, using_db=conn,
                 )
                 if grant > 0:
                     await ledger.credit(

@@ -15,8 +15,10 @@ from imageextract.services.plans import get_plan
 
 async def create_account_with_key(
     *, name: str, email: str, password: str | None, plan: str, credits: int | None,
+    retention_days: int | None = None,
 ) -> dict[str, Any]:
-    created = await accounts.create_account(name=name, email=email, password=password, plan=plan, credits=credits)
+    created = await accounts.create_account(name=name, email=email, password=password, plan=plan, credits=credits,
+                                            retention_days=retention_days)
     # The owner's own (dashboard) key: it acts with the owner's role, so it can manage projects and keys.
     issued = await _issue(
         account_id=created.account.id, kind="dashboard", project_id=None, user_id=created.user.id,

@@ -127,7 +127,8 @@ async def sign_up(ctx: Context, *, email: object, password: object, name: object
     if not isinstance(email, str):
         raise ValidationError("email is required", details={"field": "email"})
     display = name.strip() if isinstance(name, str) and name.strip() else email
-    await create_account(name=display, email=email, password=password)
+    await create_account(name=display, email=email, password=password,
+                         retention_days=ctx.settings.default_retention_days)
     return await login(ctx, email=email, password=password, user_agent=user_agent)
 
 

@@ -71,6 +71,12 @@ async def test_retention_days_on_both_doors(client: httpx.AsyncClient, server: A
             assert r.status_code == 201 and r.json()["retention_days"] == 90
             r = await c.post("/api/v1/projects", headers=h, json={"name": "Forever", "retention_days": None})
             assert r.status_code == 201 and r.json()["retention_days"] is None
+            # A new account's Default project follows the setting too (sign-up through the door a browser uses).
+            email = f"retention-{pid[-8:]}@example.com"
+            r = await c.post("/api/auth/signup", json={"email": email, "password": "correct horse battery"})
+            assert r.status_code == 201, r.text
+            projects = (await c.get("/api/v1/projects")).json()["projects"]
+            assert [(p["name"], p["retention_days"]) for p in projects] == [("Default", 90)]
     finally:
         other.stop()
 
