@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from pathlib import Path
 
 _FLAGS: dict[str, str] = {}
 
@@ -58,3 +64,20 @@ def ratio(ours: float, anchor: float) -> str:
     """`ours / anchor` as printed by every benchmark, with the load average at the time."""
     value = ours / anchor if anchor else float("inf")
     return f"{value:.2f}x (load {load()})"
+
+
+def run_reported(name: str, body: Callable[[Path], None], *, prefix: str) -> int:
+    """Run `body(tmp)` in a scratch folder; a failure prints one line (and its traceback when it is not a
+    RuntimeError, which the benches raise with a message of their own) and answers 1; the folder goes."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        body(tmp)
+        print(f"load average after the run {load()}", flush=True)
+    except Exception as exc:
+        if not isinstance(exc, RuntimeError):
+            traceback.print_exc()
+        print(f"{name} benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0

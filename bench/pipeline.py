@@ -32,14 +32,11 @@ import os
 import platform
 import resource
 import secrets
-import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +45,7 @@ from typing import Any
 import httpx
 import websockets
 
-from bench.common import db_name, load, port, ratio
+from bench.common import db_name, port, ratio, run_reported
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = "agency"
@@ -710,8 +707,7 @@ def main(flags: list[str]) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     threads = Settings().worker_threads
     print(_machine(), flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="ie-bench-pipeline-"))
-    try:
+    def body(tmp: Path) -> None:
         with page_site(tmp) as site, service(tmp, scaled=scaled, threads=threads) as svc:
             plan = PLANS[PLAN]
             cap = "no daily job cap" if plan.jobs_per_day < 0 else f"{plan.jobs_per_day} jobs a day"
@@ -720,16 +716,8 @@ def main(flags: list[str]) -> int:
             only = {name for f in flags if f.startswith("--only=")  # e.g. --only=growth,fanout
                     for name in f[len("--only="):].split(",") if name}
             asyncio.run(_run(svc, site, quick, tmp, only))
-            print(f"load average after the run {load()}", flush=True)
-    except Exception as exc:
-        if not isinstance(exc, RuntimeError):
-            traceback.print_exc()
-        print(f"pipeline benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 0
 
+    return run_reported("pipeline", body, prefix="ie-bench-pipeline-")
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

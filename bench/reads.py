@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-import traceback
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import load, port, ratio
+from bench.common import port, ratio, run_reported
 from bench.pipeline import Child, _machine, _spawn, _wait_http, service
 
 IMAGES = 1000
@@ -212,22 +209,13 @@ async def _run(svc: Any, jobs: dict[str, str], tmp: Path, runs: int) -> None:
 def main(flags: list[str]) -> int:
     quick, scaled = "--quick" in flags, "--redis" in flags
     print(_machine(), flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="ie-bench-reads-"))
-    try:
+    def body(tmp: Path) -> None:
         with service(tmp, scaled=scaled, threads=2) as svc:
             print(f"service: {svc.shape}", flush=True)
             jobs = asyncio.run(_seed(svc.env, svc.account["account_id"], svc.account.get("project_id")))
             asyncio.run(_run(svc, jobs, tmp, 15 if quick else 60))
-            print(f"load average after the run {load()}", flush=True)
-    except Exception as exc:
-        if not isinstance(exc, RuntimeError):
-            traceback.print_exc()
-        print(f"reads benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 0
 
+    return run_reported("reads", body, prefix="ie-bench-reads-")
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

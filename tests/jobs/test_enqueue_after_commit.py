@@ -25,7 +25,7 @@ import pytest
 
 from tests.jobs.helpers import wait_for_job
 from tests.pages import base_url
-from tests.support import Backend, ServerProcess, free_port
+from tests.support import REQUIRE_SERVICES, Backend, ServerProcess, free_port
 
 
 @pytest.fixture
@@ -129,6 +129,8 @@ class RedisServer:
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
+        if REQUIRE_SERVICES:  # CI: the machine's Redis package is required, so is its server binary
+            raise RuntimeError("redis-server is required for this run but not installed")
         pytest.skip("redis-server not installed")
     server = RedisServer()
     server.start()
