@@ -10,6 +10,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import uvicorn
+
 from imageextract import db, logs
 from imageextract.app import create_app
 from imageextract.config import Settings
@@ -22,9 +24,6 @@ from imageextract.tasks.worker import run_worker
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
-
     if args.host:
         settings.host = args.host
     if args.port:
@@ -41,12 +40,23 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     try:
         asyncio.run(_prepare(settings, migrate=not args.no_migrate))
-        uvicorn.run(create_app(settings), fd=sock.fileno(), log_config=None,
-                    log_level=settings.log_level.lower(), access_log=False,
-                    lifespan="on", ws="websockets-sansio" if _has_sansio() else "auto")
+        serve_on(http_server(create_app(settings), settings), sock)
     finally:
         sock.close()
     return 0
+
+
+def http_server(app: Any, settings: Settings) -> uvicorn.Server:
+    return uvicorn.Server(uvicorn.Config(app, log_config=None, log_level=settings.log_level.lower(), access_log=False,
+                                         lifespan="on", ws="websockets-sansio" if _has_sansio() else "auto"))
+
+
+def serve_on(server: uvicorn.Server, sock: socket.socket) -> None:
+    """Serve on a socket already listening. The socket object itself, not `fd=`: uvicorn wraps a bare fd as
+    AF_UNIX, and then neither asyncio nor uvloop sets TCP_NODELAY on accepted connections; Nagle then holds a
+    response's body behind its headers until the client's delayed ACK, about 40 ms, on every reused connection
+    (and each SSE event behind the previous one)."""
+    server.run(sockets=[sock])
 
 
 def _listen(host: str, port: int) -> socket.socket:

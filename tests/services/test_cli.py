@@ -116,3 +116,52 @@ def test_later_starts_say_how_to_get_a_demo_key(tmp_path: Path) -> None:
     assert _run(["migrate"], empty).returncode == 0
     none = _run(["admin", "demo-key"], empty)
     assert none.returncode == 1 and "no demo account" in none.stderr
+
+
+def test_serve_sets_tcp_nodelay_on_accepted_connections(tmp_path: Path) -> None:
+    """`serve` hands uvicorn its listening socket. Passed as a bare fd, uvicorn took it for AF_UNIX and no
+    accepted connection got TCP_NODELAY: Nagle held every response body (and each SSE event) behind the
+    previous write until the client's delayed ACK, ~40 ms per reused connection. Checked on the very socket
+    the server accepted, found among this process's descriptors."""
+    import socket
+    import threading
+
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from imageextract.cli import _listen, http_server, serve_on
+    from imageextract.config import Settings
+
+    app = Starlette(routes=[Route("/", lambda request: PlainTextResponse("ok"))])
+    sock = _listen("127.0.0.1", 0)
+    server = http_server(app, Settings(data_dir=tmp_path))
+    thread = threading.Thread(target=serve_on, args=(server, sock), daemon=True)
+    thread.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=10) as client:
+            for _ in range(200):
+                try:
+                    assert client.get("/").text == "ok"
+                    break
+                except httpx.ConnectError:
+                    threading.Event().wait(0.05)
+            client_end = client.get("/").extensions["network_stream"].get_extra_info("socket").getsockname()
+            accepted = []
+            for name in os.listdir("/proc/self/fd"):
+                try:
+                    candidate = socket.socket(fileno=os.dup(int(name)))
+                except OSError:
+                    continue
+                with candidate:
+                    try:
+                        if candidate.type == socket.SOCK_STREAM and candidate.getpeername() == client_end:
+                            accepted.append(candidate.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                    except OSError:
+                        pass
+        assert accepted == [1], f"the server's end of the connection: TCP_NODELAY={accepted}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
