@@ -42,12 +42,55 @@ def _middleware() -> list[Any]:
     ]
 
 
+# An idle consumer blocks this long on its queue's wake-up list before it looks at the queue again (below
+# redis-py's default 5 s socket timeout, which would cut the wait short with an error).
+WAKE_WAIT_SECONDS = 1.0
+# ... and sleeps at most this long between an empty look and the next (Dramatiq's backoff, capped).
+CONSUMER_IDLE_SLEEP_MS = 5
+WAKE_TOKENS_KEPT = 64
+
+
+class WakingRedisBroker(RedisBroker):
+    """A RedisBroker whose idle consumers are woken by new messages instead of polling for them.
+
+    Dramatiq's Redis consumer, finding its queue empty, sleeps a growing backoff (up to the worker timeout)
+    and polls again, so a message sent to an idle worker waited half that timeout on average (about 50 ms at
+    our 100 ms), and a short timeout costs a Lua call per poll per queue. Here every enqueue also pushes a
+    token on `<namespace>:<queue>.wake` (the delay queue's own list for delayed messages), and a fetch that
+    finds nothing blocks on that list (BLPOP) for up to WAKE_WAIT_SECONDS before looking once more. A token
+    is only a hint: a consumer that finds the message without it leaves it for a spurious, harmless wake-up;
+    the list is trimmed so unclaimed tokens cannot pile up."""
+
+    def wake_key(self, queue_name: str) -> str:
+        return f"{self.namespace}:{queue_name}.wake"
+
+    def enqueue(self, message: dramatiq.Message[Any], *, delay: int | None = None) -> dramatiq.Message[Any]:
+        sent = super().enqueue(message, delay=delay)
+        key = self.wake_key(sent.queue_name)  # the delay queue's name when delayed
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.lpush(key, 1)
+            pipe.ltrim(key, 0, WAKE_TOKENS_KEPT - 1)
+            pipe.execute()
+        return sent
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> dramatiq.Consumer:
+        return super().consume(queue_name, prefetch, timeout=min(timeout, CONSUMER_IDLE_SLEEP_MS))
+
+    def do_fetch(self, queue_name: str, prefetch: int) -> list[bytes]:
+        fetch = self._dispatch("fetch")
+        messages: list[bytes] = fetch(queue_name, prefetch)
+        if messages:
+            return messages
+        self.client.blpop([self.wake_key(queue_name)], timeout=WAKE_WAIT_SECONDS)
+        return list(fetch(queue_name, prefetch))
+
+
 def build_broker(settings: Settings) -> dramatiq.Broker:
     if settings.redis_url:
 
         # A short heartbeat timeout lets another worker take over the messages of a killed one sooner.
-        return RedisBroker(url=settings.redis_url, middleware=_middleware(), namespace=settings.redis_namespace,
-                           heartbeat_timeout=30_000)
+        return WakingRedisBroker(url=settings.redis_url, middleware=_middleware(),
+                                 namespace=settings.redis_namespace, heartbeat_timeout=30_000)
     return StubBroker(middleware=_middleware())
 
 

@@ -48,8 +48,8 @@ def _worker_main(settings: Settings, threads: int) -> int:
             future.result()  # raises the start-up error
             return 1
     runtime = holder["runtime"]
-    # An idle Redis consumer backs off up to worker_timeout between polls (1 s by default), which a new job
-    # waited out: 0.1 s keeps pickup fast for ~10 cheap Redis calls a second per idle queue.
+    # Idle consumers wait on their queue's wake-up list (tasks.broker.WakingRedisBroker), not on this timeout;
+    # it bounds how long an idle worker thread takes to notice a stop.
     worker = dramatiq.Worker(runtime.broker, worker_threads=threads, worker_timeout=WORKER_TIMEOUT_MS)
     worker.start()
     log.info("worker ready: %d threads", threads)
