@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from imageextract.rest_compat.common import build_context, int_param, iso, json_body
-from imageextract.services import batches, staged_files
+from imageextract.services import batch_results, batches, staged_files
 from imageextract.services.batches import BatchItemView, BatchView
 
 
@@ -86,18 +86,19 @@ async def cancel(request: Request) -> JSONResponse:
 
 
 async def item_result(request: Request) -> Response:
-    """302 to a signed, expiring URL of the item's result JSON."""
+    """302 to a signed, expiring URL of the item's result JSON (a presigned S3 GET on S3 storage)."""
     ctx = await build_context(request)
-    url = await batches.item_result_url(ctx, request.path_params["id"], request.path_params["item_id"])
-    return RedirectResponse(url, status_code=302)
+    url = await batch_results.item_result_url(ctx, request.path_params["id"], request.path_params["item_id"])
+    return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
 
 
-async def signed_result(request: Request) -> JSONResponse:
-    """The item's result JSON behind a signed result URL."""
+async def signed_result(request: Request) -> Response:
+    """The item's result JSON behind a signed result URL (local storage; S3 serves its own)."""
     ctx = await build_context(request)
-    return JSONResponse(await batches.signed_result(
+    result = await batch_results.signed_result(
         ctx, request.query_params.get("item"), expires=request.query_params.get("expires"),
-        signature=request.query_params.get("signature")))
+        signature=request.query_params.get("signature"))
+    return Response(result.data, headers={**result.headers, "X-Content-Type-Options": "nosniff"})
 
 
 routes = [

@@ -22,7 +22,7 @@ from imageextract.services.auth import GUEST_COOKIE, SESSION_COOKIE
 # Routes that need no credentials at all.
 PUBLIC = {("POST", "/api/auth/signup"), ("POST", "/api/auth/login"), ("GET", "/api/v1/openapi.json"),
           ("POST", "/api/webhooks/payment"),  # the payment webhook authenticates by its signature
-          # signed URLs: the URL itself is the credential (services/staged_files.py, services/batches.py)
+          # signed URLs: the URL itself is the credential (services/staged_files.py, services/batch_results.py)
           ("PUT", "/api/v1/files/upload"), ("GET", "/api/v1/batch-results")}
 # Job routes also answer guests: a guest owns the jobs it submitted through the guest cookie.
 GUEST_PREFIX = "/api/v1/jobs"

@@ -19,6 +19,7 @@ from typing import Any
 from imageextract.context import Context
 from imageextract.models import Batch, Image, Job, JobItem, RateCounter, StagedFile
 from imageextract.services import progress
+from imageextract.services.batch_results import delete_results
 from imageextract.services.batches import TERMINAL_BATCH, BatchView, _view, get_batch
 from imageextract.services.staged_files import sweep_unused
 
@@ -143,7 +144,8 @@ async def webhook_event(runtime: Any, job: Job) -> tuple[str, dict[str, Any]] | 
 
 
 async def expire_batch(runtime: Any, job_id: Any) -> bool:
-    """Delete a batch's results and inputs with their bytes (bytes another job still uses stay)."""
+    """Delete a batch's results (images and item result documents) and inputs with their bytes (bytes another
+    job still uses stay)."""
     claimed = await Batch.filter(id=job_id, expired_at=None).update(expired_at=_now())
     if not claimed:
         return False
@@ -158,6 +160,8 @@ async def expire_batch(runtime: Any, job_id: Any) -> bool:
         with contextlib.suppress(Exception):
             await storage.delete(key)
     await StagedFile.filter(batch_id=job_id).delete()
+    with contextlib.suppress(Exception):  # the item result documents (services/batch_results.py)
+        await delete_results(storage, job_id)
     return True
 
 

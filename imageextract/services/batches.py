@@ -9,6 +9,7 @@ actors and ledger as every job.
   stops `batch_cursor_settle_seconds` behind now: an update whose timestamp was taken before a slow commit
   still lands after the client's cursor, so every change is seen exactly once.
 - Cancel flips items that have not started (pending or queued) to cancelled and refunds them in one entry.
+- Item results (the 302 to a stored result document) are services/batch_results.py.
 """
 
 from __future__ import annotations
@@ -31,17 +32,14 @@ from imageextract.errors import (
     Forbidden,
     InsufficientCredits,
     NotFound,
-    NotReady,
     RateLimited,
-    Unprocessable,
     ValidationError,
 )
 from imageextract.models import Batch, IdempotencyRecord, Job, JobItem, RateCounter, StagedFile
 from imageextract.services import idempotency, ledger
-from imageextract.services.job_views import image_views, parse_uuid
+from imageextract.services.job_views import parse_uuid
 from imageextract.services.pagination import decode_cursor, encode_cursor
 from imageextract.services.plans import get_plan
-from imageextract.services.staged_files import check_signature, sign
 from imageextract.services.submission import _check_daily_cap, _clean_metadata, _resolve_project
 from imageextract.services.urls import validate_http_url
 
@@ -368,7 +366,7 @@ async def _create(ctx: Context, *, kind: str, values: list[str], meta: Any, proj
     return job_id
 
 
-# Cancel and results -----------------------------------------------------------------------------------
+# Cancel -----------------------------------------------------------------------------------------------
 
 
 async def cancel_batch(ctx: Context, batch_id: str) -> BatchView:
@@ -391,42 +389,3 @@ async def cancel_batch(ctx: Context, batch_id: str) -> BatchView:
 
     await maybe_finalize(ctx.services, job.id)
     return await read_batch(ctx, batch_id)
-
-
-async def item_result_url(ctx: Context, batch_id: str, item_id: str) -> str:
-    """Where the item's result JSON is: a signed URL on our own origin that expires."""
-
-    job, batch = await get_batch(ctx, batch_id)
-    parsed = parse_uuid(item_id)
-    row = await JobItem.filter(id=parsed, job_id=job.id).values("id", "status") if parsed is not None else []
-    if not row:
-        raise NotFound("Item not found", details={"item_id": item_id})
-    if batch.expired_at is not None:
-        raise NotFound("Results of this batch have expired", details={"batch_id": batch_id}, code="result_expired")
-    status = _ITEM_STATUS.get(row[0]["status"], "pending")
-    if status in ("pending", "running"):
-        raise NotReady("Item still processing", details={"status": status})
-    if status != "succeeded":
-        raise Unprocessable(f"The item {status}; it has no result", details={"status": status}, code=f"item_{status}")
-    expires = int(_now().timestamp()) + ctx.settings.result_url_ttl_seconds
-    signature = sign(ctx.settings, "result", str(parsed), expires)
-    return (f"{ctx.base_url or ctx.settings.base_url}/api/v1/batch-results?item={parsed}&expires={expires}"
-            f"&signature={signature}")
-
-
-async def signed_result(ctx: Context, item_id: Any, *, expires: Any, signature: Any) -> dict[str, Any]:
-    """The result JSON a signed result URL names (no other credential: the URL is one)."""
-
-    if not isinstance(item_id, str) or not item_id:
-        raise Forbidden("Invalid signed URL", code="invalid_signature")
-    check_signature(ctx.settings, "result", item_id, expires, signature)
-    parsed = parse_uuid(item_id)
-    item = await JobItem.get_or_none(id=parsed).select_related("job") if parsed is not None else None
-    batch = await Batch.get_or_none(id=item.job.id) if item is not None else None
-    if item is None or batch is None or batch.expired_at is not None or item.status != "done":
-        raise NotFound("Result not found", details={"item_id": item_id})
-    images = await image_views(item.job.id, base_url=ctx.base_url or "", storage=ctx.services.storage,
-                               item_id=item.id)
-    return {"batch_id": str(item.job.id), "item_id": str(item.id), "source": item.source_label,
-            "status": "succeeded", "image_count": item.image_count, "failed_image_count": item.failed_image_count,
-            "images": images.stored, "failed_images": images.failed}

@@ -19,6 +19,7 @@ from imageextract.context import Context
 from imageextract.errors import NotFound
 from imageextract.models import IdempotencyRecord, Image, Job, JobItem
 from imageextract.services import ledger, progress, stored_objects
+from imageextract.services.batch_results import delete_results
 from imageextract.services.job_views import OPEN, JobStatus
 from imageextract.services.jobs import get_job
 
@@ -80,6 +81,11 @@ async def purge_job(runtime: Any, job_id: Any) -> Purged | None:
         await progress.publish(runtime, job.id, progress.job_state(job))
     keys: list[str | None] = [str(k) for k in (*image_keys, *upload_keys)]
     removed = await stored_objects.release(runtime.storage, keys)
+    if job.type == "batch":  # its item result documents (services/batch_results.py)
+        try:
+            await delete_results(runtime.storage, job.id)
+        except Exception:
+            log.exception("could not delete the result documents of batch %s", job.id)
     log.info("job %s deleted: %d item(s) cancelled, %d stored object(s) removed", job.id, len(cancelled),
              len(removed))
     return Purged(job_id=str(job.id), cancelled_items=len(cancelled), removed_keys=removed)

@@ -1,10 +1,12 @@
 """Staged files: a document announced with its name and size, uploaded straight to storage, used by a batch.
 
-S3 backend: the upload URL is a real presigned PUT (aioboto3), so the bytes never transit the API. Local
-backend: an HMAC-signed, expiring, single-use URL served by the API itself (`receive_upload`), which checks
-the size and the magic bytes on arrival. Either way the worker checks both again before extracting
-(`arrival_problem`), since S3 tells us nothing when a presigned PUT lands. Unused staged files expire after
-`staged_file_ttl_hours`; `sweep_unused` removes them and their bytes.
+S3 backend: the upload URL is a real presigned PUT (aioboto3, SigV4) that signs the declared Content-Length,
+so S3 itself refuses a body of any other size, and the bytes never transit the API. Local backend: an
+HMAC-signed, expiring, single-use URL served by the API itself (`receive_upload`), which checks the size and
+the magic bytes on arrival. Either way the worker checks both again before extracting (`arrival_problem`):
+S3 tells us nothing when a presigned PUT lands, cannot check magic bytes, and S3-compatible stores (and
+moto) that do not verify presigned signatures would otherwise let a wrong size through. Unused staged files
+expire after `staged_file_ttl_hours`; `sweep_unused` removes them and their bytes.
 """
 
 from __future__ import annotations
@@ -155,14 +157,17 @@ async def upload_target(ctx: Context, record: StagedFile, *, now: datetime) -> U
     storage = ctx.services.storage
     presign = getattr(storage, "presign_put", None)
     if presign is not None:
-        url = await presign(record.storage_key, expires_in=max(1, int((expires_at - now).total_seconds())))
+        url = await presign(record.storage_key, expires_in=max(1, int((expires_at - now).total_seconds())),
+                            content_length=record.size_bytes)
     else:
         expires = int(expires_at.timestamp())
         signature = sign(settings, "upload", record.id, expires)
         url = (f"{ctx.base_url or settings.base_url}/api/v1/files/upload?file={record.id}&expires={expires}"
                f"&signature={signature}")
-    return UploadTarget(url=url, method="PUT", headers={"Content-Type": "application/octet-stream"},
-                        expires_at=expires_at)
+    # The declared size is part of the contract on both backends: S3 checks it against the signature, our
+    # signed URL against the record (and the worker checks both again).
+    return UploadTarget(url=url, method="PUT", expires_at=expires_at,
+                        headers={"Content-Type": "application/octet-stream", "Content-Length": str(record.size_bytes)})
 
 
 def arrival_problem(data: bytes, declared_size: int | None) -> tuple[str, str] | None:

@@ -3,6 +3,10 @@
 Keys are content-addressed (`content_key`): the same bytes get the same key, so one asset is stored once
 whatever how many jobs find it. Two backends: a local directory (the embedded default) and S3 (aioboto3).
 Nothing connects at import time; `open()` is called by the runtime.
+
+S3 has two more methods the protocol leaves out because a local directory cannot have them: `presign_put`
+and `presign_get`, URLs that let a client move bytes to or from the bucket without the API in between.
+Callers look for them (`getattr`) and fall back to the API's own signed URLs.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class Storage(Protocol):
     def stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
         """The object in chunks (memory stays flat); raises StorageNotFound on first iteration."""
     async def delete(self, key: str) -> None: ...
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix/` (a key's leading folders); returns how many went."""
     def describe(self, key: str) -> str | None:
         """A URL for the object meaningful to the caller (s3://...), or None when there is none to give."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -77,6 +78,16 @@ class LocalStorage:
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(self._path(key).unlink)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        folder = self._path(prefix)
+
+        def remove() -> int:
+            count = sum(1 for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+            shutil.rmtree(folder, ignore_errors=True)
+            return count
+
+        return await asyncio.to_thread(remove)
 
     def describe(self, key: str) -> str | None:
         return None  # a server-local path means nothing to an API client

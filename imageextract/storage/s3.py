@@ -1,4 +1,8 @@
-"""S3 storage through aioboto3: one client per process, opened by the runtime, streamed reads."""
+"""S3 storage through aioboto3: one client per process, opened by the runtime, streamed reads.
+
+Requests and presigned URLs are signed with Signature Version 4: SigV4 signs the headers it lists
+(`X-Amz-SignedHeaders`), so a presigned PUT can bind the body's Content-Length, which SigV2 cannot.
+"""
 
 from __future__ import annotations
 
@@ -29,9 +33,11 @@ class S3Storage:
 
     async def open(self) -> None:
         import aioboto3
+        from aiobotocore.config import AioConfig
 
         self._stack = contextlib.AsyncExitStack()
-        self._client = await self._stack.enter_async_context(aioboto3.Session().client("s3", **self._client_args))
+        self._client = await self._stack.enter_async_context(aioboto3.Session().client(
+            "s3", config=AioConfig(signature_version="s3v4"), **self._client_args))
 
     async def close(self) -> None:
         if self._stack is not None:
@@ -92,10 +98,36 @@ class S3Storage:
     async def delete(self, key: str) -> None:
         await self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
-    async def presign_put(self, key: str, *, expires_in: int) -> str:
-        """A presigned PUT URL for `key`: the client sends the bytes to S3 directly, never through us."""
+    async def delete_prefix(self, prefix: str) -> int:
+        """Every object under `prefix/`, listed and deleted a thousand at a time."""
+        folder = self._key(prefix) + "/"
+        deleted = 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=folder):
+            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+            if keys:
+                await self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+                deleted += len(keys)
+        return deleted
+
+    async def presign_put(self, key: str, *, expires_in: int, content_length: int) -> str:
+        """A presigned PUT URL for `key`: the client sends the bytes to S3 directly, never through us.
+
+        Content-Length is one of the signed headers, so S3 refuses (403 SignatureDoesNotMatch) a body of any
+        other size: the client must send exactly `content_length` bytes."""
         return str(await self.client.generate_presigned_url(
-            "put_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_in))
+            "put_object", Params={"Bucket": self.bucket, "Key": self._key(key), "ContentLength": content_length},
+            ExpiresIn=expires_in))
+
+    async def presign_get(self, key: str, *, expires_in: int, content_type: str, disposition: str,
+                          cache_control: str | None = None) -> str:
+        """A presigned GET URL for `key`: the client reads the bytes from S3, never through us. S3 answers
+        with the given Content-Type and Content-Disposition (response-* overrides, covered by the signature)."""
+        params = {"Bucket": self.bucket, "Key": self._key(key), "ResponseContentType": content_type,
+                  "ResponseContentDisposition": disposition}
+        if cache_control:
+            params["ResponseCacheControl"] = cache_control
+        return str(await self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in))
 
     def describe(self, key: str) -> str | None:
         return f"s3://{self.bucket}/{self._key(key)}"

@@ -86,6 +86,20 @@ async def test_unsafe_keys_rejected(storage: Any, key: str) -> None:
         await storage.get(key)
 
 
+async def test_delete_prefix(storage: Any) -> None:
+    inside = [f"batch-results/b1/{i}.json" for i in range(3)] + ["batch-results/b1/deeper/x.json"]
+    outside = ["batch-results/b10/0.json", "batch-results/b2/0.json", "batch-results/b1.json"]
+    for key in inside + outside:
+        await storage.put(key, key.encode(), content_type="application/json")
+    assert await storage.delete_prefix("batch-results/b1") == len(inside)
+    assert not any([await storage.exists(k) for k in inside])
+    assert all([await storage.get(k) == k.encode() for k in outside]), "only what is under the prefix/ goes"
+    assert await storage.delete_prefix("batch-results/b1") == 0  # nothing left is not an error
+    assert await storage.delete_prefix("batch-results/never") == 0
+    with pytest.raises(StorageKeyError):
+        await storage.delete_prefix("../etc")
+
+
 def test_content_key_is_content_addressed() -> None:
     a = content_key(b"same", namespace="uploads")
     assert a == content_key(b"same", namespace="uploads")
