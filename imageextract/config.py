@@ -58,7 +58,9 @@ class Settings(BaseSettings):
     max_page_bytes: int = 10 * 1024 * 1024
     max_image_bytes: int = 50 * 1024 * 1024
     document_max_pages: int = 1000
+    document_page_seconds: float = 30.0  # per-page time budget inside a document; a page past it is cut short
     sandbox: bool = True
+    sandbox_recycle_bytes: int = 512 * 1024 * 1024  # a sandbox child resident past this after a task is replaced
 
     # Exports (converted images): the conversion child's limits
     export_memory_mb: int = 3072  # address-space cap (RLIMIT_AS) of the conversion child
@@ -180,7 +182,9 @@ class Settings(BaseSettings):
             "max_page_bytes": self.max_page_bytes,
             "max_image_bytes": self.max_image_bytes,
             "max_pages": self.document_max_pages,
+            "page_seconds": self.document_page_seconds,
             "sandbox": self.sandbox,
+            "sandbox_recycle_bytes": self.sandbox_recycle_bytes,
         }
         values.update(overrides)
         return ExtractOptions(**values)

@@ -20,16 +20,13 @@ from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from imageextract.extract import engine
-from imageextract.extract.types import SourceResult
 from imageextract.models import Account, Image, Job, JobItem
-from imageextract.services import ledger, progress, stored_objects
+from imageextract.services import document_images, ledger, progress, stored_objects
 from imageextract.services.batch_runs import pump, sweep
 from imageextract.services.job_views import OPEN
 from imageextract.services.plans import GUEST_PLAN, PLANS
-from imageextract.services.staged_files import arrival_problem
 from imageextract.services.unit_of_work import Message, send_messages, unit_of_work
 from imageextract.services.webhook_delivery import resend_due
-from imageextract.storage import StorageNotFound, content_key
 
 log = logging.getLogger("imageextract.pipeline")
 
@@ -117,7 +114,7 @@ async def _process_claimed(runtime: Any, item: JobItem, job: Job) -> str:
     heartbeat = asyncio.create_task(_renew_lease(str(item.id), attempt, settings.item_stuck_seconds))
     try:
         result = await _extract(runtime, item)
-        stored = await _store_images(runtime, result.images) if result.status == "done" else []
+        stored = await _store_images(runtime, result)
     finally:
         heartbeat.cancel()
     duration_ms = int((time.monotonic() - started) * 1000)
@@ -141,43 +138,30 @@ async def _extract(runtime: Any, item: JobItem) -> Any:
     options = runtime.settings.extract_options()
     if item.kind == "url":
         return await engine.extract_url(item.source_url or item.source_label, options)
-
-    try:
-        data = await runtime.storage.get(item.upload_key)
-    except Exception as exc:
-        log.exception("upload %s missing for item %s", item.upload_key, item.id)
-        return SourceResult(source=item.source_label, status="failed",
-                            error_code="upload_missing" if isinstance(exc, StorageNotFound) else "extraction_failed",
-                            error_message=f"uploaded file is not available: {exc}")
-    problem = arrival_problem(data, item.upload_size)  # a presigned upload is checked only now
-    if problem is not None:
-        return SourceResult(source=item.source_label, status="failed", error_code=problem[0], error_message=problem[1])
-    return await engine.extract_document_bytes(data, options, filename=item.source_label)
+    return await document_images.extract(runtime, item, options)  # its images' bytes already in storage
 
 
-_EXT = {"jpeg": "jpg", "svg": "svg", "png": "png", "gif": "gif", "webp": "webp", "avif": "avif", "bmp": "bmp",
-        "tiff": "tif", "ico": "ico", "emf": "emf", "wmf": "wmf"}
-
-
-STORE_CONCURRENCY = 16  # image writes in flight per item (each is a thread hop locally, a request on S3)
-
-
-async def _store_images(runtime: Any, images: list[Any]) -> list[tuple[Any, str | None]]:
-    """Store each image's bytes once (content-addressed), several at a time; results in the images' order."""
+async def _store_images(runtime: Any, result: Any) -> list[tuple[Any, str | None]]:
+    """Store each image's bytes once (content-addressed), several at a time; results in the images' order.
+    A document's images were stored as they were found (`document_images`): only their keys are left."""
+    if result.status != "done":
+        return []
+    if isinstance(result, document_images.StreamedResult):
+        return result.stored()
 
     storage = runtime.storage
-    gate = asyncio.Semaphore(STORE_CONCURRENCY)
+    gate = asyncio.Semaphore(document_images.STORE_CONCURRENCY)
 
     async def store(img: Any) -> tuple[Any, str | None]:
         if not img.data:
             return img, None
-        key = content_key(img.data, namespace="images", ext=_EXT.get((img.format or "").lower()))
+        key = document_images.image_key(img.data, img.format)
         async with gate:
             if not await storage.exists(key):
                 await storage.put(key, img.data, content_type=img.media_type)
         return img, key
 
-    return list(await asyncio.gather(*(store(img) for img in images)))
+    return list(await asyncio.gather(*(store(img) for img in result.images)))
 
 
 def _image_row(job: Job, item: JobItem, position: int, img: Any, key: str | None, storage: Any) -> Image:
@@ -238,8 +222,7 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
                                 item_id=item.id, unique_ref=f"refund:item:{item.id}",
                                 note=f"refund: {result.error_code}", conn=conn)
     if ok and stored:  # a job deleted meanwhile may have released bytes we now reference: put them back
-        await stored_objects.ensure_stored(runtime.storage, {key: img.data for img, key in stored if key},
-                                           content_types={key: img.media_type for img, key in stored if key})
+        await document_images.ensure_stored(runtime, item, stored)
     for name, value in done_item.items():
         setattr(item, name, value)
     await progress.publish(runtime, job.id, progress.item_event(job.id, item))

@@ -170,13 +170,20 @@ async def upload_target(ctx: Context, record: StagedFile, *, now: datetime) -> U
                         headers={"Content-Type": "application/octet-stream", "Content-Length": str(record.size_bytes)})
 
 
-def arrival_problem(data: bytes, declared_size: int | None) -> tuple[str, str] | None:
-    """(error code, message) when arrived bytes are not what was staged; None when they are fine."""
-    if declared_size is not None and len(data) > declared_size:
-        return "document_too_large", f"the upload is {len(data)} bytes; {declared_size} were announced"
-    if declared_size is not None and len(data) < declared_size:
-        return "upload_missing", f"the upload is incomplete: {len(data)} of {declared_size} bytes"
-    if sniff_document(data) is None:
+HEAD_BYTES = 4096  # what `arrival_problem` needs of a file's start (the magic bytes, an SVG's root element)
+
+
+def arrival_problem(head: bytes, declared_size: int | None, *, size: int | None = None) -> tuple[str, str] | None:
+    """(error code, message) when arrived bytes are not what was staged; None when they are fine.
+
+    `head` is the upload's bytes, or their first HEAD_BYTES (at least) when `size` gives the whole length, so
+    a file can be checked without reading it into memory."""
+    size = len(head) if size is None else size
+    if declared_size is not None and size > declared_size:
+        return "document_too_large", f"the upload is larger than the {declared_size} bytes announced"
+    if declared_size is not None and size < declared_size:
+        return "upload_missing", f"the upload is incomplete: {size} of {declared_size} bytes"
+    if sniff_document(head) is None:
         return "unsupported_input", "the bytes are not a supported document or image (magic bytes)"
     return None
 
