@@ -39,11 +39,11 @@ from typing import Any
 
 import httpx
 
+from bench.common import port, ratio
 from bench.pipeline import (
     REPO,
     Child,
     _cpu_seconds,
-    _free_port,
     _ms,
     _pct,
     _scaled_backing,
@@ -120,9 +120,10 @@ def shape(tmp: Path, *, scaled: bool) -> Iterator[Shape]:
         out = subprocess.run([*cli, "admin", "create-account", "--name", "Bench", "--email", "bench@example.com",
                               "--plan", "agency", "--credits", "10000000", "--json"],
                              env=env, check=True, cwd=REPO, capture_output=True, text=True)
-        port = _free_port()
-        api = _spawn("api", [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-migrate"], tmp, env)
-        s = Shape(name=name, base=f"http://127.0.0.1:{port}", key=json.loads(out.stdout)["api_key"], env=env, api=api)
+        api_port = port("api")
+        api = _spawn("api", [*cli, "serve", "--host", "127.0.0.1", "--port", str(api_port), "--no-migrate"], tmp,
+                     env)
+        s = Shape(name=name, base=f"http://127.0.0.1:{api_port}", key=json.loads(out.stdout)["api_key"], env=env, api=api)
         stack.callback(lambda: [c.stop() for c in s.processes()])
         if scaled:
             for i in range(2):
@@ -308,10 +309,10 @@ def _report(r: dict[str, Any], n: int, bare: tuple[float, float], insert_s: floa
     print(f"   staging {n} files: {r['staging_s']:.1f} s ({r['staging_s'] / n * 1000:.1f} ms per file, "
           f"{UPLOADS_AT_ONCE} at a time: POST /files + PUT)")
     print(f"   submission of {n} entries: {_ms(r['submit_s'])}   anchor (driver executemany of the same rows): "
-          f"{_ms(insert_s)}   ratio {r['submit_s'] / insert_s:.1f}x   target < 5 s")
+          f"{_ms(insert_s)}   ratio {ratio(r['submit_s'], insert_s)}   target < 5 s")
     overhead = (r["run_s"] - bare_s) / n
     print(f"   run to completion: {r['run_s']:.1f} s ({r['counts']})   anchor (bare engine, {THREADS} at a time): "
-          f"{bare_s:.1f} s   ratio {r['run_s'] / bare_s:.2f}x")
+          f"{bare_s:.1f} s   ratio {ratio(r['run_s'], bare_s)}")
     print(f"   scheduling overhead per item (wall): {overhead * 1000:.2f} ms   target < 10 ms")
     print(f"   CPU per item in our processes (API + workers, from submission to the end; parsing runs in sandbox "
           f"children in both): {r['cpu_s'] / n * 1000:.2f} ms   anchor (the bare engine's own process): "
@@ -323,7 +324,7 @@ def _report(r: dict[str, Any], n: int, bare: tuple[float, float], insert_s: floa
     print(f"   cursor walk: {len(ours)} pages of 100 ({r['walked']} items): median {_ms(statistics.median(ours))}, "
           f"p95 {_ms(_pct(ours, 0.95))} per page   anchor (the keyset query alone): median "
           f"{statistics.median(anchor_pages) * 1000:.2f} ms   ratio "
-          f"{statistics.median(ours) / statistics.median(anchor_pages):.0f}x", flush=True)
+          f"{ratio(statistics.median(ours), statistics.median(anchor_pages))}", flush=True)
 
 
 def main(flags: list[str]) -> int:

@@ -88,3 +88,14 @@ def test_every_module_imports_on_its_own() -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         failures = [f for f in pool.map(alone, modules) if f]
     assert failures == []
+
+
+def test_every_benchmark_imports() -> None:
+    """`python -m bench NAME` imports its suite only when asked, so a suite whose imports broke (a helper
+    renamed in another bench) would go unnoticed until someone ran it: import each one here."""
+    import importlib
+
+    from bench.__main__ import SUITES
+
+    for module in sorted(set(SUITES.values())):
+        importlib.import_module(module)
