@@ -28,6 +28,7 @@ from imageextract.services.security import (
     sha256_hex,
     verify_password,
 )
+from imageextract.services.sql import Statement, attach, columns, load
 
 SESSION_COOKIE = "ie_session"
 GUEST_COOKIE = "ie_guest"
@@ -35,10 +36,24 @@ LAST_USED_EVERY = timedelta(seconds=60)
 # What a key may do: project keys act as members of their account (jobs, reads), dashboard keys act
 # with the role of the user who made them.
 PROJECT_KEY_ROLE = "member"
+# Every API request reads its key and the key's account: one join, its SQL written once (services/sql.py).
+_KEY_AND_ACCOUNT = Statement(lambda: f"""
+    SELECT {columns(ApiKey, "k")}, {columns(Account, "a", "a__")}
+    FROM "api_keys" k JOIN "accounts" a ON a."id"=k."account_id" WHERE k."key_hash"=:digest""")
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def _key_with_account(digest: str) -> ApiKey | None:
+    rows = await _KEY_AND_ACCOUNT.rows(digest=digest)
+    if not rows:
+        return None
+    key = load(ApiKey, rows[0])
+    assert key is not None
+    attach(key, "account", load(Account, rows[0], "a__"))
+    return key
 
 
 def parse_bearer(header: str | None) -> str | None:
@@ -54,7 +69,7 @@ async def authenticate_api_key(token: str) -> Principal:
     if not token.startswith(API_KEY_PREFIX) or len(token) > 200:
         raise Unauthenticated("Invalid API key")
     digest = sha256_hex(token)
-    key = await ApiKey.filter(key_hash=digest).select_related("account").first()
+    key = await _key_with_account(digest)
     if key is None or not constant_time_equal(key.key_hash, digest) or key.status != "active":
         raise Unauthenticated("Invalid or revoked API key")
     account: Account = key.account

@@ -15,16 +15,17 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tortoise.expressions import F, Q
+from tortoise.expressions import F
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from imageextract.extract import engine
-from imageextract.models import Account, Image, Job, JobItem
+from imageextract.models import Account, Image, Job, JobItem, Project
 from imageextract.services import document_images, ledger, progress, stored_objects
 from imageextract.services.batch_runs import pump, sweep
-from imageextract.services.job_views import OPEN
+from imageextract.services.job_views import parse_uuid
 from imageextract.services.plans import GUEST_PLAN, PLANS
+from imageextract.services.sql import Statement, attach, columns, load, refresh, returning
 from imageextract.services.unit_of_work import Message, send_messages, unit_of_work
 from imageextract.services.webhook_delivery import resend_due
 
@@ -46,23 +47,71 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# The statements every item runs, written once (services/sql.py: Tortoise rebuilt each one's SQL per call).
+_TAKE_SLOT = Statement('UPDATE "accounts" SET "active_items"="active_items"+1 WHERE "id"=:id AND "active_items"<:limit')
+_GIVE_SLOT = Statement('UPDATE "accounts" SET "active_items"="active_items"-1 WHERE "id"=:id AND "active_items">0')
+# The item, its job, the job's account (its plan: the slot) and project (webhooks), in one read.
+_ITEM_AND_JOB = Statement(lambda: f"""
+    SELECT {columns(JobItem, "i")}, {columns(Job, "j", "j__")}, {columns(Account, "a", "a__")},
+           {columns(Project, "p", "p__")}
+    FROM "job_items" i JOIN "jobs" j ON j."id"=i."job_id"
+    LEFT JOIN "accounts" a ON a."id"=j."account_id" LEFT JOIN "projects" p ON p."id"=j."project_id"
+    WHERE i."id"=:id""")
+_START_JOB = Statement('UPDATE "jobs" SET "status"=\'processing\', "started_at"=:now WHERE "id"=:id AND "status"=\'queued\'')
+# Claimed only from the state read before (attempts included), so the attempt number is known.
+_CLAIM = Statement("""
+    UPDATE "job_items" SET "status"='processing', "attempts"="attempts"+1, "started_at"=:now, "updated_at"=:now,
+           "lease_expires_at"=:lease
+    WHERE "id"=:id AND "attempts"=:attempts
+      AND ("status" IN ('queued', 'pending') OR ("status"='processing' AND "lease_expires_at"<:now))""")
+# Only the attempt that claimed the item completes it.
+_COMPLETE = Statement("""
+    UPDATE "job_items" SET "status"=:status, "image_count"=:image_count, "failed_image_count"=:failed_image_count,
+           "duration_ms"=:duration_ms, "error_code"=:error_code, "error_message"=:error_message,
+           "finished_at"=:finished_at, "lease_expires_at"=NULL, "updated_at"=:updated_at, "warnings"=:warnings,
+           "refunded"=:refunded
+    WHERE "id"=:id AND "status"='processing' AND "attempts"=:attempt""")
+_COUNT_ITEM = Statement(lambda: f"""
+    UPDATE "jobs" SET "completed_items"="completed_items"+1, "image_count"="image_count"+:kept,
+           "failed_image_count"="failed_image_count"+:lost
+    WHERE "id"=:id RETURNING {returning(Job)}""")
+# A job of one source is finished by this very item: its terminal state is set with the counters.
+_COUNT_LAST_ITEM = Statement(lambda: f"""
+    UPDATE "jobs" SET "completed_items"="completed_items"+1, "image_count"="image_count"+:kept,
+           "failed_image_count"="failed_image_count"+:lost, "status"=:status,
+           "partial"=:partial, "credits_used"=:credits_used, "finished_at"=:finished_at, "error_code"=:error_code,
+           "error_message"=:error_message
+    WHERE "id"=:id AND "status" IN ('pending', 'queued', 'processing') RETURNING {returning(Job)}""")
+
+
 async def _take_slot(account: Account | None) -> bool:
     if account is None:
         return True
     limit = (PLANS.get(account.plan) or GUEST_PLAN).url_worker_concurrency
-    taken = await Account.filter(id=account.id, active_items__lt=limit).update(active_items=F("active_items") + 1)
-    return bool(taken)
+    return bool(await _TAKE_SLOT.execute(id=account.id, limit=limit))
 
 
 async def _give_slot(account: Account | None) -> None:
     if account is not None:
-        await Account.filter(id=account.id, active_items__gt=0).update(active_items=F("active_items") - 1)
+        await _GIVE_SLOT.execute(id=account.id)
+
+
+async def _item_and_job(item_id: str) -> JobItem | None:
+    rows = await _ITEM_AND_JOB.rows(id=item_id) if parse_uuid(item_id) is not None else []
+    if not rows:
+        return None
+    row = rows[0]
+    item, job = load(JobItem, row), load(Job, row, "j__")
+    assert item is not None and job is not None
+    attach(job, "account", load(Account, row, "a__"))
+    attach(job, "project", load(Project, row, "p__"))
+    attach(item, "job", job)
+    return item
 
 
 async def process_item(runtime: Any, item_id: str) -> str:
     """Extract one source. Returns what happened (for logs and tests): done, failed, skipped, deferred."""
-    # One read for the item, its job, the job's account (its plan: the slot) and project (webhooks).
-    item = await JobItem.get_or_none(id=item_id).select_related("job", "job__account", "job__project")
+    item = await _item_and_job(item_id)
     if item is None or item.status in progress.TERMINAL:
         return "skipped"
     job: Job = item.job
@@ -90,17 +139,13 @@ async def _process_claimed(runtime: Any, item: JobItem, job: Job) -> str:
     now = _now()
     started_job = False
     if job.status == "queued":
-        started_job = bool(await Job.filter(id=job.id, status="queued").update(status="processing", started_at=now))
+        started_job = bool(await _START_JOB.execute(id=job.id, now=now))
         if not started_job and not await Job.filter(id=job.id, status="processing").exists():
             return "skipped"  # cancelled (or finished) meanwhile
     elif job.status != "processing":
         return "skipped"
-    # Claimed only from the state read above (attempts included), so the attempt number is known here.
-    claimable = Q(status__in=["queued", "pending"]) | Q(status="processing", lease_expires_at__lt=now)
     lease = now + timedelta(seconds=settings.item_stuck_seconds)
-    claimed = await JobItem.filter(Q(id=item.id) & Q(attempts=item.attempts) & claimable).update(
-        status="processing", attempts=F("attempts") + 1, started_at=now, updated_at=now, lease_expires_at=lease,
-    )
+    claimed = await _CLAIM.execute(id=item.id, attempts=item.attempts, now=now, lease=lease)
     if not claimed:
         return "skipped"
     item.status, item.attempts, item.started_at, item.lease_expires_at = "processing", item.attempts + 1, now, lease
@@ -195,15 +240,13 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
         "lease_expires_at": None, "updated_at": now,
         "warnings": (list(getattr(result, "warnings", None) or []) or None) if ok else None,
     }
-    counters = {"completed_items": F("completed_items") + 1, "image_count": F("image_count") + kept,
-                "failed_image_count": F("failed_image_count") + lost}
     # A job of one source is finished by this very item: its terminal state is known here, so it is set in
-    # the same UPDATE as the counters (no status count, no re-read).
+    # the same UPDATE as the counters (no status count, no re-read). Either UPDATE returns the job's row.
     final = _single_item_final(job, ok, done_item) if job.total_items == 1 else None
     async with in_transaction() as conn:
-        updated = await JobItem.filter(id=item.id, status="processing", attempts=attempt).using_db(conn).update(
-            **done_item, refunded=not ok and job.account_id is not None,  # type: ignore[attr-defined]
-        )
+        updated = await _COMPLETE.execute(
+            conn, id=item.id, attempt=attempt, refunded=not ok and job.account_id is not None,  # type: ignore[attr-defined]
+            **{k: v for k, v in done_item.items() if k != "lease_expires_at"})
         if not updated:
             return "skipped"  # another attempt took over after our lease expired; its result stands
         # Images are written only here, by the attempt that completes the item, so none exist yet.
@@ -211,12 +254,10 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
             rows = [_image_row(job, item, i, img, key, runtime.storage) for i, (img, key) in enumerate(stored)]
             await Image.bulk_create(rows, using_db=conn)
             await stored_objects.touch([key for _, key in stored], conn)  # serialise against deletion
-        finished = False
-        if final is not None:
-            finished = bool(await Job.filter(id=job.id, status__in=list(OPEN)).using_db(conn).update(
-                **counters, **final))
+        counted = await _COUNT_LAST_ITEM.rows(conn, id=job.id, kept=kept, lost=lost, **final) if final else []
+        finished = bool(counted)
         if not finished:
-            await Job.filter(id=job.id).using_db(conn).update(**counters)
+            counted = await _COUNT_ITEM.rows(conn, id=job.id, kept=kept, lost=lost)
         if not ok and job.account_id is not None:  # type: ignore[attr-defined]
             await ledger.credit(account_id=job.account_id, amount=1, entry_type="job_refund", job_id=job.id,  # type: ignore[attr-defined]
                                 item_id=item.id, unique_ref=f"refund:item:{item.id}",
@@ -225,17 +266,14 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
         await document_images.ensure_stored(runtime, item, stored)
     for name, value in done_item.items():
         setattr(item, name, value)
+    if counted:
+        refresh(job, counted[0])  # the job as this commit left it (its project stays attached)
     await progress.publish(runtime, job.id, progress.item_event(job.id, item))
-    if finished and final is not None:
-        job.completed_items += 1
-        job.image_count += kept
-        job.failed_image_count += lost
-        for name, value in final.items():
-            setattr(job, name, value)
+    if finished:
         await progress.publish(runtime, job.id, progress.job_state(job))
         await _after_terminal(runtime, job)
     else:
-        await maybe_finalize(runtime, job.id)
+        await maybe_finalize(runtime, job.id, counted=job if counted else None)
     return "done" if ok else "failed"
 
 
@@ -265,16 +303,26 @@ async def _retry_later(runtime: Any, job: Job, item: JobItem, attempt: int, resu
     return "retrying"
 
 
-async def maybe_finalize(runtime: Any, job_id: Any) -> bool:
-    """Give the job its terminal status once every item is terminal. Exactly one caller wins."""
-    open_batch = await Job.filter(id=job_id, type="batch", completed_items__lt=F("total_items")).exists()
+async def maybe_finalize(runtime: Any, job_id: Any, *, counted: Job | None = None) -> bool:
+    """Give the job its terminal status once every item is terminal. Exactly one caller wins.
+    `counted`: the job as the caller's own counter UPDATE returned it (its progress event needs no read)."""
+    if counted is not None:
+        open_batch = counted.type == "batch" and counted.completed_items < counted.total_items
+    else:
+        open_batch = await Job.filter(id=job_id, type="batch", completed_items__lt=F("total_items")).exists()
     if open_batch:  # a batch counts its terminal items exactly: skip counting up to 10,000 rows per item
-        await progress.publish_job(runtime, job_id)
+        if counted is not None:
+            await progress.publish(runtime, job_id, progress.job_state(counted))
+        else:
+            await progress.publish_job(runtime, job_id)
         return False
     rows = await JobItem.filter(job_id=job_id).annotate(n=Count("id")).group_by("status").values("status", "n")
     counts = {row["status"]: row["n"] for row in rows}  # one query for every status
     if any(n for s, n in counts.items() if s not in progress.TERMINAL):
-        await progress.publish_job(runtime, job_id)
+        if counted is not None:
+            await progress.publish(runtime, job_id, progress.job_state(counted))
+        else:
+            await progress.publish_job(runtime, job_id)
         return False
     done, failed, cancelled = (counts.get(s, 0) for s in ("done", "failed", "cancelled"))
     if done == 0 and failed == 0:
