@@ -6,10 +6,13 @@ inline style and <style> background images, Open Graph / Twitter / itemprop imag
 inline <svg> and data: URIs, all resolved against <base href>. It also returns the same-origin stylesheets the
 caller should fetch (`Discovery.stylesheets`). Duplicates are merged by absolute URL (see `merge`).
 
-Speed: lexbor selects the elements that can hold an image (in document order) instead of Python visiting
-every node; CSS goes through `css.urls_in_stylesheet`'s scan rather than the full tokenizer; plain URLs are
-resolved without urljoin. `discover(..., reference=True)` is the slow, obviously complete walk (every node,
-every stylesheet tokenized) that tests and the benchmark check the fast one against: it finds nothing more.
+Speed: lexbor selects the elements that can hold an image in one `:is()` pass (document order, each element
+once) instead of Python visiting every node, and that one list also gives <base> and the og/twitter alts;
+inline <svg> content is skipped per <svg>; <noscript> fallbacks that are only <img> tags are parsed together
+in one document; CSS goes through `css.urls_in_stylesheet`'s scan rather than the full tokenizer; plain URLs
+(also protocol-relative ones) are resolved without urljoin. `discover(..., reference=True)` is the slow,
+obviously complete walk (every node, every stylesheet tokenized, every fallback parsed alone) that tests and
+the benchmark check the fast one against: it finds nothing more.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from imageextract.extract.srcset import SrcCandidate, parse_srcset, pick_best
 
 LAZY_SRC_ATTRS = ("data-src", "data-lazy-src", "data-original")
 LAZY_SRCSET_ATTRS = ("data-srcset", "data-lazy-srcset")
-_IMG_EXTRAS = ("srcset", *LAZY_SRC_ATTRS, *LAZY_SRCSET_ATTRS)
+_IMG_EXTRAS = frozenset(("srcset", *LAZY_SRC_ATTRS, *LAZY_SRCSET_ATTRS))
 META_IMAGE_KEYS = ("og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src")
 META_ALT_KEYS = {"og:image:alt", "twitter:image:alt"}
 ICON_RELS = frozenset({"icon", "apple-touch-icon", "apple-touch-icon-precomposed", "mask-icon"})
@@ -73,10 +76,14 @@ def _directory(base: str) -> str | None:
 
 def _absolute(base: str, value: str) -> str | None:
     """`value` resolved against `base` as an http(s) URL without fragment, or None. Plain root-relative,
-    document-relative and absolute http(s) URLs without dot segments (most of a page's images) skip
-    urljoin, which dominates discovery time; everything else goes through it."""
+    document-relative, protocol-relative and absolute http(s) URLs without dot segments (most of a page's
+    images) skip urljoin, which dominates discovery time; everything else goes through it."""
     try:
         if "/." not in value and "\\" not in value and not value.startswith(".") and not _ODD_QUERY.search(value):
+            if value.startswith("//"):  # protocol-relative: the base's scheme, then as an absolute URL
+                origin = _origin(base)
+                if origin is not None:
+                    value = f"{origin[0]}:{value}"
             if _PLAIN_PATH.match(value):
                 origin = _origin(base)
                 if origin is not None:
@@ -136,7 +143,7 @@ class Found:
         }
 
     def richness(self) -> tuple[int, int]:
-        filled = sum(1 for v in (self.alt_text, self.title, self.aria_label) if v)
+        filled = bool(self.alt_text) + bool(self.title) + bool(self.aria_label)
         return (filled, -CONSTRUCT_RANK.get(self.construct, 99))
 
 
@@ -196,7 +203,13 @@ def _clean(value: str | None) -> str | None:
     return value or None
 
 
-_INTERESTING = "img, picture, noscript, style, link, meta, video, svg, [style], [itemprop]"
+_WS = r"[\t\n\f\r ]"
+# Text that is only complete <img> tags (quoted values without "<"): the common <noscript> fallback.
+_IMG_TAGS_ONLY = re.compile(
+    rf"""(?:{_WS}*<img(?:{_WS}+[^\t\n\f\r "'<>/=]+(?:{_WS}*={_WS}*(?:"[^"<]*"|'[^'<]*'|[^\t\n\f\r "'<=>`]+))?)*{_WS}*/?>)+{_WS}*""",
+    re.I,
+)
+_INTERESTING = ":is(base[href], img, picture, noscript, style, link, meta, video, svg, [style], [itemprop])"
 
 
 class _Walker:
@@ -208,6 +221,8 @@ class _Walker:
         self.found: list[Found] = []
         self.stylesheets: list[str] = []
         self._meta_alt: dict[str, str] = {}
+        self.fallbacks: dict[int, list[LexborNode]] = {}  # see parse_fallbacks
+        self._fallback_trees: list[LexborHTMLParser] = []
 
     # URL helpers -----------------------------------------------------------------------------
 
@@ -243,40 +258,95 @@ class _Walker:
     # The walk --------------------------------------------------------------------------------
 
     def walk(self, tree: LexborHTMLParser, *, from_noscript: bool = False) -> None:
+        if self.reference:  # every node, in order (the reference walk)
+            self.walk_reference(tree, from_noscript=from_noscript)
+            return
+        # Only the elements `visit` acts on (and <base>), matched by lexbor in one pass in document order: the
+        # same visits, far fewer Python calls (a page has thousands of <div>, <a> and <span> that can hold no
+        # image). `:is()` yields each element once even when it matches several selectors.
+        nodes = tree.css(_INTERESTING)
+        tags = [node.tag for node in nodes]
+        if not from_noscript:
+            self.head(nodes, tags)
+            self.fallbacks = self.parse_fallbacks(nodes, tags)
+        in_svg: set[int] = set()
+        for node, tag in zip(nodes, tags, strict=True):
+            if in_svg and node.mem_id in in_svg:
+                continue
+            if tag == "svg":
+                # Descendants of inline <svg> are part of the SVG image, and follow it in document order.
+                # (<template> content is not in the tree at all.)
+                in_svg.update(n.mem_id for n in node.css(_INTERESTING))
+                self.inline_svg(node)
+            elif tag != "base" or ("style" in (attrs := node.attributes) or "itemprop" in attrs):
+                self.visit(node, tag, from_noscript=from_noscript, checked=True)
+
+    def head(self, nodes: list[LexborNode], tags: list[str | None]) -> None:
+        """What applies to the whole page before any image: the first <base href> and the og/twitter image alts."""
+        base: LexborNode | None = None
+        for node, tag in zip(nodes, tags, strict=True):
+            if tag == "meta":
+                self.meta_alt(node)
+            elif tag == "base" and base is None and "href" in node.attributes:
+                base = node
+        if base is not None and not self.fixed_base:
+            self.apply_base(base)
+
+    def parse_fallbacks(self, nodes: list[LexborNode], tags: list[str | None]) -> dict[int, list[LexborNode]]:
+        """The <img> elements of every <noscript> whose text is nothing but <img> tags (the usual lazy-load
+        fallback), by the <noscript>'s mem_id. Parsing each fallback as its own document costs more than
+        the images in it; a run of complete <img> tags (void elements, no text between) parses to the same
+        elements alone or concatenated, so all of them go through the parser once."""
+        simple = [(node.mem_id, text) for node, tag in zip(nodes, tags, strict=True) if tag == "noscript"
+                  and "<" in (text := node.text(deep=True) or "") and _IMG_TAGS_ONLY.fullmatch(text)]
+        if not simple:
+            return {}
+        tree = _parse("".join(text for _, text in simple))
+        self._fallback_trees.append(tree)  # its nodes live as long as the tree
+        images = tree.css("img")
+        if len(images) != sum(text.count("<") for _, text in simple):  # cannot happen; then parse one by one
+            return {}
+        out: dict[int, list[LexborNode]] = {}
+        at = 0
+        for mem_id, text in simple:
+            count = text.count("<")  # one "<" per tag: names and values hold none
+            out[mem_id] = images[at : at + count]
+            at += count
+        return out
+
+    def walk_reference(self, tree: LexborHTMLParser, *, from_noscript: bool) -> None:
         if not from_noscript:
             base = None if self.fixed_base else tree.css_first("base[href]")
             if base is not None:
-                resolved = self.resolve(base.attributes.get("href"), self.page_url or None)
-                resolved = resolved if resolved and resolved.startswith(("http://", "https://")) else None
-                if resolved:
-                    self.base_url = resolved
+                self.apply_base(base)
             for meta in tree.css("meta"):
-                key = (meta.attributes.get("property") or meta.attributes.get("name") or "").strip().lower()
-                if key in META_ALT_KEYS and meta.attributes.get("content"):
-                    self._meta_alt.setdefault(key.split(":")[0], meta.attributes.get("content") or "")
-        if self.reference:  # every node, in order (the reference walk)
-            root = tree.root
-            if root is None:
-                return
-            for node in root.traverse(include_text=False):
-                self.visit(node, from_noscript=from_noscript)
+                self.meta_alt(meta)
+        root = tree.root
+        if root is None:
             return
-        # Only the elements `visit` acts on, matched by lexbor in document order: the same visits, far fewer
-        # Python calls (a page has thousands of <div>, <a> and <span> that can hold no image).
-        # Descendants of inline <svg> are part of the SVG image (<template> content is not in the tree at all).
-        in_svg = {n.mem_id for n in tree.css("svg *")}
-        for node in tree.css(_INTERESTING):
-            self.visit(node, from_noscript=from_noscript, in_svg=in_svg)
+        for node in root.traverse(include_text=False):
+            self.visit(node, node.tag, from_noscript=from_noscript)
 
-    def visit(self, node: LexborNode, *, from_noscript: bool, in_svg: set[int] | None = None) -> None:
-        tag = node.tag
+    def apply_base(self, base: LexborNode) -> None:
+        resolved = self.resolve(base.attributes.get("href"), self.page_url or None)
+        if resolved and resolved.startswith(("http://", "https://")):
+            self.base_url = resolved
+
+    def meta_alt(self, meta: LexborNode) -> None:
+        a = meta.attributes
+        key = (a.get("property") or a.get("name") or "").strip().lower()
+        if key in META_ALT_KEYS and a.get("content"):
+            self._meta_alt.setdefault(key.split(":")[0], a.get("content") or "")
+
+    def visit(self, node: LexborNode, tag: str | None, *, from_noscript: bool, checked: bool = False) -> None:
+        """Every image `node` itself holds. `checked`: the caller knows `node` is not inside an inline <svg>."""
         if tag is None or tag.startswith("-"):
             return
         if tag == "svg":
-            if not (node.mem_id in in_svg if in_svg is not None else _has_ancestor(node, {"svg"})):
+            if checked or not _has_ancestor(node, {"svg"}):
                 self.inline_svg(node)
             return
-        if node.mem_id in in_svg if in_svg is not None else _has_ancestor(node, {"svg", "template"}):
+        if not checked and _has_ancestor(node, {"svg", "template"}):
             return
         attrs = node.attributes
         style = attrs.get("style")
@@ -284,14 +354,18 @@ class _Walker:
             for u in (urls_in_style_attribute_tokenized if self.reference else urls_in_style_attribute)(style):
                 self.add(self.resolve(u), "css", **_labels(attrs))
         if tag == "img":
-            if node.parent is None or node.parent.tag != "picture":
+            parent = node.parent
+            if parent is None or parent.tag != "picture":
                 self.img(node, attrs)
         elif tag == "picture":
             self.picture(node)
         elif tag == "noscript":
             # Parsed as a browser running scripts does, <noscript> holds raw text: the fallback markup.
-            inner = node.text(deep=True)
-            if inner and "<" in inner and not from_noscript:
+            images = self.fallbacks.get(node.mem_id)
+            if images is not None:  # plain <img> tags, already parsed with the page's other such fallbacks
+                for img in images:
+                    self.visit(img, "img", from_noscript=True, checked=True)
+            elif not from_noscript and "<" in (inner := node.text(deep=True) or ""):
                 self.walk(_parse(inner), from_noscript=True)
         elif tag == "style":
             parse = urls_in_stylesheet_tokenized if self.reference else urls_in_stylesheet
@@ -311,7 +385,7 @@ class _Walker:
 
     def img(self, node: LexborNode, attrs: dict[str, str | None] | None = None) -> None:
         a = node.attributes if attrs is None else attrs
-        if not any(name in a for name in _IMG_EXTRAS):  # the common <img src>: one candidate, no srcset
+        if _IMG_EXTRAS.isdisjoint(a):  # the common <img src>: one candidate, no srcset
             url = self.resolve(a.get("src"))
             if url:
                 self.add(url, "img", is_lazy_loaded=(a.get("loading") or "").strip().lower() == "lazy",
@@ -442,8 +516,13 @@ def _has_ancestor(node: LexborNode, tags: set[str]) -> bool:
 
 
 def same_origin(a: str, b: str) -> bool:
-    pa, pb = urlsplit(a), urlsplit(b)
-    return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
+    return _origin_key(a) == _origin_key(b)
+
+
+@lru_cache(maxsize=1024)  # the page URL is asked about once per stylesheet link
+def _origin_key(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port
 
 
 def merge(found: list[Found]) -> list[Found]:

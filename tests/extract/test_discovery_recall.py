@@ -1,5 +1,7 @@
-"""The fast discovery (selector walk, CSS scanned without the full tokenizer where it can decide) finds every
-image the reference discovery (every node visited, every stylesheet tokenized by tinycss2) finds."""
+"""The fast discovery (selector walk, CSS scanned without the full tokenizer where it can decide, plain <noscript>
+fallbacks parsed together, srcset and the CSS mask read by runs) finds every image the reference discovery
+(every node visited, every stylesheet tokenized by tinycss2, every fallback parsed alone, srcset one character
+at a time) finds."""
 
 from __future__ import annotations
 
@@ -9,12 +11,16 @@ import pytest
 
 from bench.engine_html import PAGE_URL, make_pages
 from imageextract.extract.css import (
+    _MASK,
+    _mask,
+    masked_text,
     urls_in_style_attribute,
     urls_in_style_attribute_tokenized,
     urls_in_stylesheet,
     urls_in_stylesheet_tokenized,
 )
 from imageextract.extract.discover import _absolute, decode_html, discover
+from imageextract.extract.srcset import parse_srcset, parse_srcset_reference
 from tests.extract.webfixtures import build_fixture_site
 
 CSS_CASES = [
@@ -132,3 +138,78 @@ def test_fast_url_resolution_matches_urljoin() -> None:
     for base in bases:
         for value in values:
             assert _absolute(base, value) == reference(base, value), (base, value)
+
+
+SRCSETS = [
+    "a.png", "a.png 1x, b.png 2x", " a.png  480w ,b.png 960w,, c.png", "a.png,b.png", "a.png,, ,b.png 2x,",
+    "data:image/png;base64,AA,BB 1x, c.png 2x", "a.png 1x 2x", "a.png 100w 50h, b.png 50h", "a.png (x, y) 1x, b.png",
+    "a.png 1x (unclosed, b.png", "a.png\t2x\n,\x0cb.png\r3x", "a.png 0w, b.png -1x, c.png 1.5e1x", ",,,", "",
+    "//cdn.example/r/extract=0,0,1959,1306_resize=140,93_.jpg?h=4 1x, //cdn.example/r/resize=280,186_.jpg 2x",
+    "a.png 1X, b.png 10W", "a.png x, b.png w", "a.png 1x,b.png 2x,c.png 3x",
+]
+
+
+@pytest.mark.parametrize("srcset", SRCSETS)
+def test_srcset_parser_matches_the_standard_step_by_step(srcset: str) -> None:
+    assert parse_srcset(srcset, media="m", type="t", attribute="data-srcset") == parse_srcset_reference(
+        srcset, media="m", type="t", attribute="data-srcset")
+
+
+def test_random_srcsets_agree() -> None:
+    rng = random.Random(17)
+    pieces = ["a.png", "b.png", " ", ",", "(", ")", "1x", "2x", "100w", "50h", "\t", "\n", "data:image/png;base64,AA,BB",
+              "0w", "-1x", "1.5x", "x", ",,", "  "]
+    for _ in range(5000):
+        srcset = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 12)))
+        assert parse_srcset(srcset) == parse_srcset_reference(srcset), srcset
+
+
+def test_stylesheet_mask_by_find_is_the_regex_mask() -> None:
+    rng = random.Random(19)
+    pieces = ['"', "'", "\\", "/*", "*/", "/", "*", "\n", "a", "\r\n", "\\41 ", "\\\n", "{", "}", ";", "url(", "x"]
+    samples = list(CSS_CASES) + ["".join(rng.choice(pieces) for _ in range(rng.randrange(0, 14))) for _ in range(5000)]
+    for css in samples:
+        assert masked_text(css) == _MASK.sub(_mask, css), css
+
+
+NOSCRIPT_PAGE = """<html><head><noscript><img src="/head.gif"></noscript><link rel=icon href=/f.png></head><body>
+<noscript><img src="/a.jpg" alt="A &amp; B" title='t'></noscript>
+<noscript>
+  <IMG SRC=/b.jpg ALT=upper>  <img src="/c.jpg"/><img data-src="/lazy.jpg" src="data:image/gif;base64,R0lGOD" loading=lazy>
+</noscript>
+<noscript><img src="/d.jpg" srcset="/d-1.jpg 1x, /d-2.jpg 2x" style="background:url(/d-bg.png)" itemprop=image></noscript>
+<noscript>text <img src="/e.jpg" alt="with text"></noscript>
+<noscript><img src="/f.jpg" alt="<img src=/g.jpg>"></noscript>
+<noscript><image src="/h.jpg"></noscript>
+<noscript><img src="/i.jpg"><p style="background:url(/i-bg.png)">x</p></noscript>
+<noscript><img src="/j.jpg" alt="unclosed</noscript>
+<noscript><img src=/k.jpg alt=x/></noscript>
+<noscript><picture><source srcset="/l.webp"><img src="/l.jpg"></picture></noscript>
+<noscript>&lt;img src="/escaped.jpg"&gt;</noscript>
+<noscript></noscript>
+<svg><image href="/svg-image.png" style="background:url(/svg-bg.png)"/><noscript>&lt;img src="/in-svg.jpg"></noscript>
+  <svg><style>a{background:url(/nested-svg.png)}</style><a itemprop=image href="/svg-a.png"/></svg></svg>
+<img src="/m.jpg" style="background:url(/m-bg.png)" itemprop="image" alt="matched by three selectors">
+<base href="/ignored-late-base/" style="background:url(/base-bg.png)">
+<noscript><img src="/n.jpg" alt="last"></noscript>
+</body></html>"""
+
+
+def test_noscript_fallbacks_svg_and_repeated_matches_are_walked_as_the_reference_walks_them() -> None:
+    """Plain-<img> fallbacks are parsed together (the others one by one), inline <svg> content is skipped
+    per <svg>, and an element several selectors match is visited once: the same images as the reference."""
+    from imageextract.extract.discover import _IMG_TAGS_ONLY, _parse, _Walker
+
+    for page_url in ("https://example.com/dir/page", ""):
+        fast = discover(NOSCRIPT_PAGE, page_url).images
+        ref = discover(NOSCRIPT_PAGE, page_url, reference=True).images
+        assert [f.to_dict() for f in fast] == [f.to_dict() for f in ref]
+    urls = [f.url for f in discover(NOSCRIPT_PAGE, "https://example.com/").images]
+    assert "https://example.com/b.jpg" in urls and "https://example.com/d-bg.png" in urls
+    assert not [u for u in urls if "svg" in u and not u.startswith("inline-svg:")]  # all part of the SVG images
+    walker = _Walker("https://example.com/")
+    walker.walk(_parse(NOSCRIPT_PAGE))  # the batched path is really taken, and only for plain <img> runs
+    batched = sum(len(images) for images in walker.fallbacks.values())
+    assert batched == 9  # one of them inside the <svg>: parsed, never visited
+    assert _IMG_TAGS_ONLY.fullmatch('<img src="/f.jpg" alt="<img src=/g.jpg>">') is None
+    assert _IMG_TAGS_ONLY.fullmatch("text <img src=x>") is None

@@ -12,7 +12,8 @@ BASES = ["https://Example.com/page", "http://example.com:8080/a/b/", "https://us
          "https://ex.com", "https://[::1]:8443/p"]
 VALUES = ["/img/1.jpg", "/img/1.jpg?x=1#frag", "/a b/c.png", "/ünï.png", "/%20x.png", "/?q", "/#f", "/a/./b",
           "/a/../b", "/a/..", "//cdn.x/y", "/x\\y", "/", "/img;p=1", "/x?y#z?w", "rel/x.png", "../up.png",
-          "https://Other.org/i.png", "javascript:alert(1)", "http://[bad"]
+          "https://Other.org/i.png", "javascript:alert(1)", "http://[bad", "//CDN.x:8080/y.png?w=1#f", "//cdn.x",
+          "//cdn.x?q", "//u@cdn.x/y", "///y.png", "//cdn.x/a/../b.png", "//[::1]/y", "//cdn.x#f"]
 
 
 def _reference(base: str, value: str) -> str | None:
