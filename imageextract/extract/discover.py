@@ -46,7 +46,6 @@ ICON_RELS = frozenset({"icon", "apple-touch-icon", "apple-touch-icon-precomposed
 CONSTRUCT_RANK = {"picture": 0, "srcset": 1, "img": 2, "svg": 3, "data-uri": 4, "video": 5, "meta": 6, "css": 7, "icon": 8}
 _TAB_NL = re.compile(r"[\t\n\r]")
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
-_PLAIN_PATH = re.compile(r"^/[^/\\][^\\]*$")  # root-relative, no backslashes (urljoin's cases stay with urljoin)
 _PLAIN_ABSOLUTE = re.compile(r"^[hH][tT][tT][pP][sS]?://[A-Za-z0-9.\-]+(?::\d+)?(?:/|$)")  # no userinfo, no IPv6
 _ODD_QUERY = re.compile(r"\?(?:#|$)|^[^?#]*#.*\?")  # an empty query or a "?" after the fragment: urljoin's job
 _PLAIN_RELATIVE = re.compile(r"^[A-Za-z0-9_~%!$&*+,=@-][^:?#\\]*(?:[?#].*)?$")  # "img/a.jpg", no scheme
@@ -79,16 +78,17 @@ def _absolute(base: str, value: str) -> str | None:
     document-relative, protocol-relative and absolute http(s) URLs without dot segments (most of a page's
     images) skip urljoin, which dominates discovery time; everything else goes through it."""
     try:
-        if "/." not in value and "\\" not in value and not value.startswith(".") and not _ODD_QUERY.search(value):
-            if value.startswith("//"):  # protocol-relative: the base's scheme, then as an absolute URL
-                origin = _origin(base)
+        if ("/." not in value and "\\" not in value and value[:1] != "."
+                and ("?" not in value or not _ODD_QUERY.search(value))):
+            if value[:2] == "//" and ";" not in value:  # protocol-relative: the base's scheme, then as an
+                origin = _origin(base)  # absolute URL (urljoin drops an empty ";params" that one keeps)
                 if origin is not None:
                     value = f"{origin[0]}:{value}"
-            if _PLAIN_PATH.match(value):
-                origin = _origin(base)
-                if origin is not None:
-                    path, _, _ = value.partition("#")
-                    return f"{origin[0]}://{origin[1]}{path}"
+            if value[:1] == "/":
+                if value[1:2] not in ("", "/"):  # root-relative ("/" alone and any "//..." left: urljoin)
+                    origin = _origin(base)
+                    if origin is not None:
+                        return f"{origin[0]}://{origin[1]}{value.partition('#')[0]}"
             elif _PLAIN_ABSOLUTE.match(value):
                 scheme, _, rest = value.partition("://")
                 host, slash, path = rest.partition("/")
@@ -210,6 +210,7 @@ _IMG_TAGS_ONLY = re.compile(
     re.I,
 )
 _INTERESTING = ":is(base[href], img, picture, noscript, style, link, meta, video, svg, [style], [itemprop])"
+_SVG_INSIDE = _INTERESTING[:-1] + ", title)"  # one query per <svg>: what to skip, and its <title>
 
 
 class _Walker:
@@ -234,7 +235,7 @@ class _Walker:
         value = value.strip(" \x0c")
         if not value or value.startswith("#"):
             return None
-        if value[:5].lower() == "data:":
+        if value[0] in "dD" and value[:5].lower() == "data:":
             return "data:" + value[5:]
         base = base or self.base_url
         if not base:  # a saved page with no base URL: keep relative references as written (not fetchable)
@@ -276,8 +277,9 @@ class _Walker:
             if tag == "svg":
                 # Descendants of inline <svg> are part of the SVG image, and follow it in document order.
                 # (<template> content is not in the tree at all.)
-                in_svg.update(n.mem_id for n in node.css(_INTERESTING))
-                self.inline_svg(node)
+                inside = node.css(_SVG_INSIDE)
+                in_svg.update(n.mem_id for n in inside)
+                self.inline_svg(node, inside)
             elif tag != "base" or ("style" in (attrs := node.attributes) or "itemprop" in attrs):
                 self.visit(node, tag, from_noscript=from_noscript, checked=True)
 
@@ -350,7 +352,7 @@ class _Walker:
             return
         attrs = node.attributes
         style = attrs.get("style")
-        if style and "url(" in style.lower():
+        if style and "(" in style and "url(" in style.lower():
             for u in (urls_in_style_attribute_tokenized if self.reference else urls_in_style_attribute)(style):
                 self.add(self.resolve(u), "css", **_labels(attrs))
         if tag == "img":
@@ -380,7 +382,8 @@ class _Walker:
             self.meta(node, attrs)
         elif tag == "video":
             self.add(self.resolve(attrs.get("poster")), "video", **_labels(attrs))
-        if tag not in ("img", "meta") and "image" in (attrs.get("itemprop") or "").lower().split():
+        itemprop = attrs.get("itemprop")
+        if itemprop and tag not in ("img", "meta") and "image" in itemprop.lower().split():
             self.add(self.resolve(attrs.get("href") or attrs.get("src")), "meta", **_labels(attrs))
 
     def img(self, node: LexborNode, attrs: dict[str, str | None] | None = None) -> None:
@@ -455,7 +458,8 @@ class _Walker:
         elif "image" in (a.get("itemprop") or "").lower().split():
             self.add(self.resolve(content), "meta")
 
-    def inline_svg(self, node: LexborNode) -> None:
+    def inline_svg(self, node: LexborNode, inside: list[LexborNode] | None = None) -> None:
+        """The <svg> as an image. `inside`: its descendants matching _SVG_INSIDE, when the caller has them."""
         markup = node.html or ""
         if not markup:
             return
@@ -465,7 +469,10 @@ class _Walker:
         if "xlink:" in markup and "xmlns:xlink" not in head:
             markup = markup.replace("<svg", '<svg xmlns:xlink="http://www.w3.org/1999/xlink"', 1)
         data = markup.encode("utf-8")
-        title_node = node.css_first("title")
+        if inside is None:
+            title_node = node.css_first("title")
+        else:
+            title_node = next((n for n in inside if n.tag == "title"), None)
         labels = _labels(node)
         if not labels.get("title") and title_node is not None:
             labels["title"] = _clean(title_node.text(deep=True))

@@ -188,7 +188,10 @@ NOSCRIPT_PAGE = """<html><head><noscript><img src="/head.gif"></noscript><link r
 <noscript>&lt;img src="/escaped.jpg"&gt;</noscript>
 <noscript></noscript>
 <svg><image href="/svg-image.png" style="background:url(/svg-bg.png)"/><noscript>&lt;img src="/in-svg.jpg"></noscript>
-  <svg><style>a{background:url(/nested-svg.png)}</style><a itemprop=image href="/svg-a.png"/></svg></svg>
+  <svg><title>Nested title</title><style>a{background:url(/nested-svg.png)}</style><a itemprop=image href="/svg-a.png"/></svg>
+  <title>Outer title</title></svg>
+<svg aria-label="Labelled"><title> Own
+ title </title><path d="M0 0"/></svg>
 <img src="/m.jpg" style="background:url(/m-bg.png)" itemprop="image" alt="matched by three selectors">
 <base href="/ignored-late-base/" style="background:url(/base-bg.png)">
 <noscript><img src="/n.jpg" alt="last"></noscript>
