@@ -92,14 +92,22 @@ def _escaped_name(css: str) -> bool:
 
 
 def _hits(lowered: str) -> list[int]:
-    """Positions of url( / image-set( / src( / @import in the lower-cased masked text, in order (str.find runs
-    at memchr speed; a case-insensitive regex alternation would test every position)."""
+    """Positions of url( / image-set( / src( / @import in the lower-cased text, in order (str.find is far
+    faster than a case-insensitive regex alternation, which tests every position). @import is found by its
+    "@" (a one-character find is memchr, several times faster than a multi-character one, and a stylesheet
+    has a few "@" per kilobyte at most)."""
     found: list[int] = []
     for needle in _HITS:
+        if needle == "@import":
+            at = lowered.find("@")
+            while at >= 0:
+                if lowered.startswith("@import", at) and not lowered[at + 7 : at + 8].isalnum():
+                    found.append(at)
+                at = lowered.find("@", at + 1)
+            continue
         at = lowered.find(needle)
         while at >= 0:
-            if needle != "@import" or not lowered[at + 7 : at + 8].isalnum():
-                found.append(at)
+            found.append(at)
             at = lowered.find(needle, at + 1)
     found.sort()
     return found

@@ -216,3 +216,8 @@ def test_noscript_fallbacks_svg_and_repeated_matches_are_walked_as_the_reference
     assert batched == 9  # one of them inside the <svg>: parsed, never visited
     assert _IMG_TAGS_ONLY.fullmatch('<img src="/f.jpg" alt="<img src=/g.jpg>">') is None
     assert _IMG_TAGS_ONLY.fullmatch("text <img src=x>") is None
+
+
+def test_import_hits_are_found_by_their_at_sign() -> None:
+    css = "@media print{a{b:c}} @IMPORT 'a.css'; @importx 'no.css'; @import url(b.css) print; x{y:z}@import 'c.css';"
+    assert urls_in_stylesheet(css).imports == urls_in_stylesheet_tokenized(css).imports == ["a.css", "b.css", "c.css"]

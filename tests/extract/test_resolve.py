@@ -65,3 +65,14 @@ def test_empty_segments_and_params_are_kept_as_browsers_keep_them() -> None:
     assert _absolute("https://ex.com/x", "/a;") == "https://ex.com/a;"
     assert _reference("https://ex.com/x", "a//b.png") == "https://ex.com/a/b.png"
     assert _absolute("https://ex.com/x", "//cdn.ex.com/a;") == _reference("https://ex.com/x", "//cdn.ex.com/a;")
+
+
+def test_odd_query_check_is_the_regex() -> None:
+    import random
+
+    from imageextract.extract.discover import _ODD_QUERY, _odd_query
+
+    rng = random.Random(29)
+    for _ in range(20000):
+        value = "".join(rng.choice(["?", "#", "a", "\n", "/", "?#"]) for _ in range(rng.randrange(0, 9)))
+        assert _odd_query(value) == (_ODD_QUERY.search(value) is not None), value
