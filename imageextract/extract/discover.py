@@ -219,7 +219,17 @@ _IMG_TAGS_ONLY = re.compile(
     rf"""(?:{_WS}*<img(?:{_WS}+[^\t\n\f\r "'<>/=]+(?:{_WS}*={_WS}*(?:"[^"<]*"|'[^'<]*'|[^\t\n\f\r "'<=>`]+))?)*{_WS}*/?>)+{_WS}*""",
     re.I,
 )
-_INTERESTING = ":is(base[href], img, picture, noscript, style, link, meta, video, svg, [style], [itemprop])"
+# lexbor filters on attributes what `visit` would only look at and drop, so the thousands of
+# style="color:...", <meta name="description"> and <link rel="preconnect"> never reach Python: a style
+# attribute matters only with "url(" in it; a <meta> only with "image" in its property or name (every key in
+# META_IMAGE_KEYS and META_ALT_KEYS holds it) or an itemprop; a <link> only with "stylesheet", "icon" (in
+# every ICON_RELS) or "image_src" in its rel. Substrings, ASCII case-insensitive: a superset of the values
+# lower() then matches, since no other character lower-cases to those letters.
+_INTERESTING = (
+    ':is(base[href], img, picture, noscript, style, video, svg, [style*="url(" i], [itemprop], '
+    'meta[property*="image" i], meta[name*="image" i], '
+    'link[rel*="stylesheet" i], link[rel*="icon" i], link[rel*="image_src" i])'
+)
 _SVG_INSIDE = _INTERESTING[:-1] + ", title)"  # one query per <svg>: what to skip, and its <title>
 
 

@@ -172,7 +172,12 @@ def test_stylesheet_mask_by_find_is_the_regex_mask() -> None:
         assert masked_text(css) == _MASK.sub(_mask, css), css
 
 
-NOSCRIPT_PAGE = """<html><head><noscript><img src="/head.gif"></noscript><link rel=icon href=/f.png></head><body>
+NOSCRIPT_PAGE = """<html><head><noscript><img src="/head.gif"></noscript><link rel=icon href=/f.png>
+<meta property="OG:Image" content="/og.png"><meta name="Twitter:Image:Alt" content="Alt text"><meta name=description content=x>
+<meta property="og:title" name="twitter:image" content="/not-an-image.png"><meta property="" name="og:image" content="/og2.png">
+<meta itemprop="thumbnail image" content="/itemprop-meta.png"><link rel="Apple-Touch-Icon" href="/touch.png">
+<link rel="alternate stylesheet" href="/alt.css"><link rel="STYLESHEET" href="/main.css"><link rel=preload href=/pre.png as=image>
+<link rel="IMAGE_SRC" href="/image-src.png"><link rel=preconnect href="https://cdn.example/"></head><body>
 <noscript><img src="/a.jpg" alt="A &amp; B" title='t'></noscript>
 <noscript>
   <IMG SRC=/b.jpg ALT=upper>  <img src="/c.jpg"/><img data-src="/lazy.jpg" src="data:image/gif;base64,R0lGOD" loading=lazy>
@@ -195,20 +200,29 @@ NOSCRIPT_PAGE = """<html><head><noscript><img src="/head.gif"></noscript><link r
 <img src="/m.jpg" style="background:url(/m-bg.png)" itemprop="image" alt="matched by three selectors">
 <base href="/ignored-late-base/" style="background:url(/base-bg.png)">
 <noscript><img src="/n.jpg" alt="last"></noscript>
+<p style="BACKGROUND:URL(/upper-bg.png)" title="upper">x</p><p style="color:red">y</p><p style="background:Url (/no.png)">
+<span style="background:u\\72l(/escaped-url.png)">z</span><div itemprop="image" src="/itemprop.png" style="color:blue"></div>
 </body></html>"""
 
 
 def test_noscript_fallbacks_svg_and_repeated_matches_are_walked_as_the_reference_walks_them() -> None:
     """Plain-<img> fallbacks are parsed together (the others one by one), inline <svg> content is skipped
-    per <svg>, and an element several selectors match is visited once: the same images as the reference."""
+    per <svg>, an element several selectors match is visited once, and only style attributes holding
+    "url(", metas naming an image and links with an image or stylesheet rel are selected (in any case):
+    the same images, labels and stylesheets as the reference."""
     from imageextract.extract.discover import _IMG_TAGS_ONLY, _parse, _Walker
 
     for page_url in ("https://example.com/dir/page", ""):
-        fast = discover(NOSCRIPT_PAGE, page_url).images
-        ref = discover(NOSCRIPT_PAGE, page_url, reference=True).images
-        assert [f.to_dict() for f in fast] == [f.to_dict() for f in ref]
+        fast = discover(NOSCRIPT_PAGE, page_url)
+        ref = discover(NOSCRIPT_PAGE, page_url, reference=True)
+        assert [f.to_dict() for f in fast.images] == [f.to_dict() for f in ref.images]
+        assert fast.stylesheets == ref.stylesheets
+    assert discover(NOSCRIPT_PAGE, "https://example.com/").stylesheets == ["https://example.com/main.css"]
     urls = [f.url for f in discover(NOSCRIPT_PAGE, "https://example.com/").images]
+    assert {"https://example.com/og.png", "https://example.com/og2.png", "https://example.com/touch.png",
+            "https://example.com/image-src.png", "https://example.com/itemprop-meta.png"} <= set(urls)
     assert "https://example.com/b.jpg" in urls and "https://example.com/d-bg.png" in urls
+    assert "https://example.com/upper-bg.png" in urls and "https://example.com/itemprop.png" in urls
     assert not [u for u in urls if "svg" in u and not u.startswith("inline-svg:")]  # all part of the SVG images
     walker = _Walker("https://example.com/")
     walker.walk(_parse(NOSCRIPT_PAGE))  # the batched path is really taken, and only for plain <img> runs
