@@ -34,11 +34,13 @@ from imageextract.extract.css import (
     urls_in_stylesheet,
     urls_in_stylesheet_tokenized,
 )
-from imageextract.extract.srcset import SrcCandidate, parse_srcset, pick_best
+from imageextract.extract.srcset import SrcCandidate, best_index, parse_srcset
 
 LAZY_SRC_ATTRS = ("data-src", "data-lazy-src", "data-original")
 LAZY_SRCSET_ATTRS = ("data-srcset", "data-lazy-srcset")
 _IMG_EXTRAS = frozenset(("srcset", *LAZY_SRC_ATTRS, *LAZY_SRCSET_ATTRS))
+_SRCSET_ATTRS = frozenset(("srcset", *LAZY_SRCSET_ATTRS))
+_SOURCE_SRCSET_ATTRS = (*LAZY_SRCSET_ATTRS, "srcset")  # the order <source> reads them in
 META_IMAGE_KEYS = ("og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src")
 META_ALT_KEYS = {"og:image:alt", "twitter:image:alt"}
 ICON_RELS = frozenset({"icon", "apple-touch-icon", "apple-touch-icon-precomposed", "mask-icon"})
@@ -426,7 +428,7 @@ class _Walker:
             if child.tag == "source":
                 a = child.attributes
                 media, typ = _clean(a.get("media")), _clean(a.get("type"))
-                for attr in (*LAZY_SRCSET_ATTRS, "srcset"):
+                for attr in _SOURCE_SRCSET_ATTRS:
                     if a.get(attr):
                         lazy = lazy or attr != "srcset"
                         cands.extend(parse_srcset(a.get(attr) or "", media=media, type=typ, attribute=attr))
@@ -440,22 +442,20 @@ class _Walker:
 
     def group(self, cands: list[SrcCandidate], construct: str, node: LexborNode | dict[str, str | None], *,
               lazy: bool) -> None:
-        resolved = [(c, self.resolve(c.url)) for c in cands]
-        resolved = [(c, u) for c, u in resolved if u]
+        resolved = [(c, u) for c in cands if (u := self.resolve(c.url))]
         if not resolved:
             return
-        best, others = pick_best([c for c, _ in resolved])
-        url_of = {id(c): u for c, u in resolved}
-        if construct == "img" and best.attribute in ("srcset", *LAZY_SRCSET_ATTRS):
+        at = best_index([c for c, _ in resolved])
+        best, best_url = resolved[at]
+        if construct == "img" and best.attribute in _SRCSET_ATTRS:
             construct = "srcset"
         variants: list[dict[str, Any]] = []
-        seen = {url_of[id(best)]}
-        for c in others:
-            u = url_of[id(c)]
-            if u not in seen:
+        seen = {best_url}
+        for i, (c, u) in enumerate(resolved):  # the others, in document order, each URL once
+            if i != at and u not in seen:
                 seen.add(u)
-                variants.append(c.as_variant(u or ""))
-        self.add(url_of[id(best)], construct, is_lazy_loaded=lazy, variants=variants, media_type=best.type, **_labels(node))
+                variants.append(c.as_variant(u))
+        self.add(best_url, construct, is_lazy_loaded=lazy, variants=variants, media_type=best.type, **_labels(node))
 
     def link(self, node: LexborNode, attrs: dict[str, str | None] | None = None) -> None:
         a = node.attributes if attrs is None else attrs
@@ -513,8 +513,8 @@ def _img_candidates(node: LexborNode, a: dict[str, str | None] | None = None) ->
     a = node.attributes if a is None else a
     lazy = (a.get("loading") or "").strip().lower() == "lazy"
     cands: list[SrcCandidate] = []
-    lazy_src = next((name for name in LAZY_SRC_ATTRS if (a.get(name) or "").strip()), None)
-    lazy_srcset = next((name for name in LAZY_SRCSET_ATTRS if (a.get(name) or "").strip()), None)
+    lazy_src = _first_filled(a, LAZY_SRC_ATTRS)
+    lazy_srcset = _first_filled(a, LAZY_SRCSET_ATTRS)
     if lazy_srcset:
         cands.extend(parse_srcset(a.get(lazy_srcset) or "", attribute=lazy_srcset))
     elif (a.get("srcset") or "").strip():
@@ -526,6 +526,15 @@ def _img_candidates(node: LexborNode, a: dict[str, str | None] | None = None) ->
     if src and not placeholder:
         cands.append(SrcCandidate(url=src, attribute="src"))
     return cands, lazy or bool(lazy_src or lazy_srcset)
+
+
+def _first_filled(a: dict[str, str | None], names: tuple[str, ...]) -> str | None:
+    """The first of `names` that `a` holds with more than whitespace."""
+    for name in names:
+        value = a.get(name)
+        if value and value.strip():
+            return name
+    return None
 
 
 def _labels(node: LexborNode | dict[str, str | None]) -> dict[str, Any]:

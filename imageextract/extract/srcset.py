@@ -137,7 +137,7 @@ def parse_srcset_reference(
             url = url.rstrip(",")
         else:
             pos, descriptors = _tokenize_descriptors(value, pos)
-        cand = _apply_descriptors(url, descriptors, media, type, attribute)
+        cand = _apply_descriptors_reference(url, descriptors, media, type, attribute)
         if cand is not None and url:
             out.append(cand)
 
@@ -191,6 +191,21 @@ def _tokenize_descriptors(value: str, pos: int) -> tuple[int, list[str]]:
 def _apply_descriptors(
     url: str, descriptors: list[str], media: str | None, type: str | None, attribute: str
 ) -> SrcCandidate | None:
+    if not descriptors:
+        return SrcCandidate(url, None, None, media, type, attribute)
+    if len(descriptors) == 1 and descriptors[0][-1:] in ("w", "W"):  # the usual "480w", as the loop reads it
+        value = descriptors[0][:-1]
+        if value.isascii() and value.isdigit():  # what _INT accepts
+            width = int(value)
+            return SrcCandidate(url, width, None, media, type, attribute) if width else None
+        return None
+    return _apply_descriptors_reference(url, descriptors, media, type, attribute)
+
+
+def _apply_descriptors_reference(
+    url: str, descriptors: list[str], media: str | None, type: str | None, attribute: str
+) -> SrcCandidate | None:
+    """The standard's descriptor rules: one "w" or "x" (or "w" with "h"), each a valid number, else nothing."""
     width: int | None = None
     density: float | None = None
     height: int | None = None
@@ -215,10 +230,17 @@ def _apply_descriptors(
     return SrcCandidate(url=url, width=width, density=density, media=media, type=type, attribute=attribute)
 
 
+def best_index(candidates: list[SrcCandidate]) -> int:
+    """Where the largest candidate is (by "w", then "x"; the first wins ties)."""
+    best, best_key = 0, candidates[0].sort_key()
+    for i in range(1, len(candidates)):
+        key = candidates[i].sort_key()
+        if key > best_key:
+            best, best_key = i, key
+    return best
+
+
 def pick_best(candidates: list[SrcCandidate]) -> tuple[SrcCandidate, list[SrcCandidate]]:
     """The largest candidate (by "w", then "x"; the first wins ties) and the others in document order."""
-    best = candidates[0]
-    for c in candidates[1:]:
-        if c.sort_key() > best.sort_key():
-            best = c
-    return best, [c for c in candidates if c is not best]
+    i = best_index(candidates)
+    return candidates[i], candidates[:i] + candidates[i + 1 :]

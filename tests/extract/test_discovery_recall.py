@@ -145,7 +145,7 @@ SRCSETS = [
     "data:image/png;base64,AA,BB 1x, c.png 2x", "a.png 1x 2x", "a.png 100w 50h, b.png 50h", "a.png (x, y) 1x, b.png",
     "a.png 1x (unclosed, b.png", "a.png\t2x\n,\x0cb.png\r3x", "a.png 0w, b.png -1x, c.png 1.5e1x", ",,,", "",
     "//cdn.example/r/extract=0,0,1959,1306_resize=140,93_.jpg?h=4 1x, //cdn.example/r/resize=280,186_.jpg 2x",
-    "a.png 1X, b.png 10W", "a.png x, b.png w", "a.png 1x,b.png 2x,c.png 3x",
+    "a.png 1X, b.png 10W", "a.png x, b.png w", "a.png 1x,b.png 2x,c.png 3x", "a.png \u0661w, b.png \u00b2w, c.png 007w",
 ]
 
 
@@ -158,7 +158,7 @@ def test_srcset_parser_matches_the_standard_step_by_step(srcset: str) -> None:
 def test_random_srcsets_agree() -> None:
     rng = random.Random(17)
     pieces = ["a.png", "b.png", " ", ",", "(", ")", "1x", "2x", "100w", "50h", "\t", "\n", "data:image/png;base64,AA,BB",
-              "0w", "-1x", "1.5x", "x", ",,", "  "]
+              "0w", "-1x", "1.5x", "x", ",,", "  ", "480W", "01w", "\u0661w", "\u00b2w", "w", "2h", "+1w"]
     for _ in range(5000):
         srcset = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 12)))
         assert parse_srcset(srcset) == parse_srcset_reference(srcset), srcset
