@@ -173,18 +173,46 @@ def decode_html(data: bytes, charset: str | None = None) -> str:
                          (codecs.BOM_UTF16_BE, "utf-16-be")):
         if data.startswith(bom):
             return data[len(bom) :].decode(bom_enc, errors="replace")
-    candidates: list[str | None] = [charset]
-    m = _META_CHARSET.search(data[:2048])
-    if m:
-        candidates.append(m.group(1).decode("ascii", "replace"))
-    for enc in candidates:
-        if not enc:
-            continue
+    for enc in _declared(data, charset):
         try:
             return data.decode(enc, errors="replace")
         except LookupError:
             continue
     return data.decode("utf-8", errors="replace")
+
+
+def _declared(data: bytes, charset: str | None) -> list[str]:
+    """The encodings the page names, in the order decode_html tries them: the HTTP charset, <meta charset>."""
+    candidates = [charset] if charset else []
+    m = _META_CHARSET.search(data[:2048])
+    if m and m.group(1):
+        candidates.append(m.group(1).decode("ascii", "replace"))
+    return candidates
+
+
+def html_for_parser(data: bytes, charset: str | None = None) -> str | bytes:
+    """What `discover` should parse: `data` itself when it already is the UTF-8 form of
+    `decode_html(data, charset)` (no byte-order mark, UTF-8 by the same rules, valid), else that text. The
+    parser gets the same bytes either way (selectolax encodes text to UTF-8 before lexbor parses it); this
+    saves decoding the page and encoding it again."""
+    if data.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return decode_html(data, charset)
+    encoding = "utf-8"
+    for enc in _declared(data, charset):
+        try:
+            b"".decode(enc)  # what decode_html's data.decode(enc) would do: LookupError for a non-text codec
+        except LookupError:
+            continue
+        encoding = codecs.lookup(enc).name
+        break
+    if encoding != "utf-8":
+        return decode_html(data, charset)
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:  # decode_html would put U+FFFD in: the parser must see that
+            return decode_html(data, charset)
+    return data
 
 
 def decode_data_uri(uri: str) -> tuple[str, bytes]:
@@ -504,7 +532,7 @@ class _Walker:
             self.stylesheets.append(url)
 
 
-def _parse(html: str) -> LexborHTMLParser:
+def _parse(html: str | bytes) -> LexborHTMLParser:
     """Parse like a browser with scripting on: <head> stays intact and <noscript> content is raw text."""
     return LexborHTMLParser(html, scripting=True)
 
@@ -598,8 +626,8 @@ def merge(found: list[Found]) -> list[Found]:
     return merged
 
 
-def discover(html: str, page_url: str, *, base_url: str | None = None, reference: bool = False) -> Discovery:
-    """Every image reference in `html`. Relative references resolve against `base_url` when given, else the
+def discover(html: str | bytes, page_url: str, *, base_url: str | None = None, reference: bool = False) -> Discovery:
+    """Every image reference in `html` (text, or UTF-8 bytes from `html_for_parser`). Relative references resolve against `base_url` when given, else the
     page's `<base href>`, else `page_url`; with none of them (a saved page, `page_url=""`) they are kept as
     written. `reference=True` is the slow walk the fast one is checked against: every node visited, every
     stylesheet through the full tokenizer."""

@@ -19,7 +19,7 @@ from imageextract.extract.css import (
     urls_in_stylesheet,
     urls_in_stylesheet_tokenized,
 )
-from imageextract.extract.discover import _absolute, decode_html, discover
+from imageextract.extract.discover import _absolute, decode_html, discover, html_for_parser
 from imageextract.extract.srcset import parse_srcset, parse_srcset_reference
 from tests.extract.webfixtures import build_fixture_site
 
@@ -235,3 +235,31 @@ def test_noscript_fallbacks_svg_and_repeated_matches_are_walked_as_the_reference
 def test_import_hits_are_found_by_their_at_sign() -> None:
     css = "@media print{a{b:c}} @IMPORT 'a.css'; @importx 'no.css'; @import url(b.css) print; x{y:z}@import 'c.css';"
     assert urls_in_stylesheet(css).imports == urls_in_stylesheet_tokenized(css).imports == ["a.css", "b.css", "c.css"]
+
+
+@pytest.mark.parametrize(
+    ("data", "charset"),
+    [
+        (b"<p>ascii</p>", None), ("<p>caf\u00e9 \u2014 \U0001f600</p>".encode(), None), (b"<p>bad \xff\xfe utf-8</p>", None),
+        (b"\xef\xbb\xbf<p>bom</p>", None), ("<p>\u00e9</p>".encode("utf-16"), None), (b"<p>\xe9</p>", "latin-1"),
+        (b"<meta charset=windows-1251><p>\xcf\xf0</p>", None), (b"<meta charset=UTF8><p>\xc3\xa9</p>", None),
+        (b"<meta charset=base64><p>\xc3\xa9</p>", None), (b"<meta charset=nonsense><p>\xc3\xa9</p>", "utf-8"),
+        (b"<p>ascii</p>", "latin-1"), (b"<meta charset=latin-1><p>\xc3\xa9</p>", "utf-8"), (b"", None),
+    ],
+)
+def test_html_for_parser_hands_over_bytes_only_when_they_are_the_decoded_text(data: bytes, charset: str | None) -> None:
+    text = decode_html(data, charset)
+    given = html_for_parser(data, charset)
+    if isinstance(given, bytes):
+        assert given == text.encode("utf-8")  # exactly what selectolax would have made of the text
+    else:
+        assert given == text
+    assert [f.to_dict() for f in discover(given, "https://example.com/").images] == [
+        f.to_dict() for f in discover(text, "https://example.com/").images]
+
+
+def test_html_for_parser_takes_the_bytes_path_for_utf8_pages() -> None:
+    assert isinstance(html_for_parser("<p>caf\u00e9</p>".encode()), bytes)
+    assert isinstance(html_for_parser(b"<p>\xe9</p>", "latin-1"), str)
+    for raw in make_pages(200_000, seed=7):
+        assert html_for_parser(raw) is raw
