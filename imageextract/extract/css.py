@@ -194,10 +194,10 @@ def urls_in_stylesheet(css: str | bytes, *, charset: str | None = None) -> CssUr
     if len(lowered) != len(css):  # a character whose lower case is longer ("İ"): positions would not line up
         return urls_in_stylesheet_tokenized(css)
     hits = _hits(lowered)
-    if not hits and "\\" not in css:
-        return CssUrls()  # no url(, image-set(, src(, @import or escape anywhere: nothing to find
     if _escaped_name(css):
         return urls_in_stylesheet_tokenized(css)
+    if not hits:
+        return CssUrls()  # no url(, image-set(, src(, @import, nor an escape that could spell one: nothing
     masked = masked_text(css)
     out = CssUrls()
     done_until = -1
