@@ -10,7 +10,8 @@ Speed: lexbor selects the elements that can hold an image in one `:is()` pass (d
 once) instead of Python visiting every node, and that one list also gives <base> and the og/twitter alts;
 inline <svg> content is skipped per <svg>; <noscript> fallbacks that are only <img> tags are parsed together
 in one document; CSS goes through `css.urls_in_stylesheet`'s scan rather than the full tokenizer; plain URLs
-(also protocol-relative ones) are resolved without urljoin. `discover(..., reference=True)` is the slow,
+(also protocol-relative ones) are resolved without urljoin; a UTF-8 page is parsed from its bytes
+(`html_for_parser`), not decoded and re-encoded. `discover(..., reference=True)` is the slow,
 obviously complete walk (every node, every stylesheet tokenized, every fallback parsed alone) that tests and
 the benchmark check the fast one against: it finds nothing more.
 """
