@@ -219,9 +219,12 @@ def urls_in_stylesheet(css: str | bytes, *, charset: str | None = None) -> CssUr
 
 
 _PROPERTY = re.compile(r"[ \t\n\r\f]*(-?[A-Za-z_][A-Za-z0-9_-]*)[ \t\n\r\f]*:")
-_URL_OPEN = re.compile(r"(?i)url\([ \t\n\r\f]*")
-_NEEDS_TOKENIZER = re.compile(r"(?i)src\(|\x01")
-_VALUE_TOKEN = re.compile(r"(?i)(url\()[ \t\n\r\f]*|([\w-]*)\(|(\))|([\"'])")
+# Case-insensitive by explicit classes, not (?i): with (?i) the regex engine folds case at every position it
+# tries (~25 ns a character over data: URIs), without it it skips ahead by the first character. The classes
+# are what (?i) matches: for these letters only "s" has another fold, the long s.
+_URL_OPEN = re.compile(r"[uU][rR][lL]\([ \t\n\r\f]*")
+_NEEDS_TOKENIZER = re.compile("[sS\u017f][rR][cC]\\(|\x01")
+_VALUE_TOKEN = re.compile(r"([uU][rR][lL]\()[ \t\n\r\f]*|([\w-]*)\(|(\))|([\"'])")
 _CSS_SPACE = " \t\n\r\f"
 _BAD_STRING = re.compile(r"[\\\n\r\f]")
 _BAD_URL = re.compile(r"[\"'(\\ \t\n\r\f]")

@@ -263,3 +263,26 @@ def test_html_for_parser_takes_the_bytes_path_for_utf8_pages() -> None:
     assert isinstance(html_for_parser(b"<p>\xe9</p>", "latin-1"), str)
     for raw in make_pages(200_000, seed=7):
         assert html_for_parser(raw) is raw
+
+
+@pytest.mark.parametrize(
+    ("name", "with_ignorecase"),
+    [("_URL_OPEN", r"(?i)url\([ \t\n\r\f]*"), ("_NEEDS_TOKENIZER", r"(?i)src\(|\x01"),
+     ("_VALUE_TOKEN", r"(?i)(url\()[ \t\n\r\f]*|([\w-]*)\(|(\))|([\"'])")],
+)
+def test_case_classes_match_what_ignorecase_matched(name: str, with_ignorecase: str) -> None:
+    """The CSS scan's patterns spell case out ([uU][rR][lL]) instead of (?i), which is slow; they must match
+    exactly what (?i) did, Unicode case folds included (the long s folds to s; the Kelvin sign, dotted and
+    dotless i are there to show nothing else does)."""
+    import re
+
+    from imageextract.extract import css
+
+    pattern, reference = getattr(css, name), re.compile(with_ignorecase)
+    rng = random.Random(31)
+    pieces = ["s", "S", "\u017f", "r", "R", "c", "C", "(", "u", "U", "l", "L", "\x01", "K", "\u212a", " ", '"', "'",
+              ")", "x", "-", "_", "\u0130", "\u0131", "i", "url(", "SRC("]
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 10)))
+        assert [(m.span(), m.groups()) for m in pattern.finditer(text)] == [
+            (m.span(), m.groups()) for m in reference.finditer(text)], text
