@@ -15,9 +15,10 @@ several is kept, so a busy machine inflates both alike; `--quick` shrinks the co
   per image kind follow, and `pdfimages -all` with `--pdfimages`.
 - Office files in `--corpus` (PPTX, DOCX, XLSX): the engine in-process and sandboxed, and a bare zipfile
   loop reading every `*/media/*` part as the anchor.
-- HTML discovery (`bench.engine_html`): MB/s on pages with real-world CSS weight, against a bare selectolax
-  `img[src]` + urljoin scan and against the previous discovery (the full tinycss2 tokenizer on every
-  stylesheet); or on the `.html` files in `--corpus`.
+- HTML discovery (`bench.engine_html`, alone: `python -m bench.engine_html [--quick] [--corpus DIR]`): MB/s on
+  pages with real-world CSS weight, against a bare selectolax parse + `img[src]` + urljoin loop (the floor of
+  any lexbor-based discovery; it finds plain <img src> only) and against the previous discovery (the full
+  tinycss2 tokenizer on every stylesheet); or on the `.html` files in `--corpus`.
 - Metadata probing (`probe_image`) in images/s against Pillow's lazy `Image.open`.
 - Peak memory (`bench.engine_memory`): a long image-heavy PDF through the sandbox, peak RSS of the caller
   and of the child, against a bare PyMuPDF loop; then the streaming path (`extract_document_file` with a

@@ -6,10 +6,14 @@ inline style and <style> background images, Open Graph / Twitter / itemprop imag
 inline <svg> and data: URIs, all resolved against <base href>. It also returns the same-origin stylesheets the
 caller should fetch (`Discovery.stylesheets`). Duplicates are merged by absolute URL (see `merge`).
 
-Speed: lexbor selects the elements that can hold an image (in document order) instead of Python visiting
-every node; CSS goes through `css.urls_in_stylesheet`'s scan rather than the full tokenizer; plain URLs are
-resolved without urljoin. `discover(..., reference=True)` is the slow, obviously complete walk (every node,
-every stylesheet tokenized) that tests and the benchmark check the fast one against: it finds nothing more.
+Speed: lexbor selects the elements that can hold an image in one `:is()` pass (document order, each element
+once) instead of Python visiting every node, and that one list also gives <base> and the og/twitter alts;
+inline <svg> content is skipped per <svg>; <noscript> fallbacks that are only <img> tags are parsed together
+in one document; CSS goes through `css.urls_in_stylesheet`'s scan rather than the full tokenizer; plain URLs
+(also protocol-relative ones) are resolved without urljoin; a UTF-8 page is parsed from its bytes
+(`html_for_parser`), not decoded and re-encoded. `discover(..., reference=True)` is the slow,
+obviously complete walk (every node, every stylesheet tokenized, every fallback parsed alone) that tests and
+the benchmark check the fast one against: it finds nothing more.
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ from imageextract.extract.css import (
     urls_in_stylesheet,
     urls_in_stylesheet_tokenized,
 )
-from imageextract.extract.srcset import SrcCandidate, parse_srcset, pick_best
+from imageextract.extract.srcset import SrcCandidate, best_index, parse_srcset
 
 LAZY_SRC_ATTRS = ("data-src", "data-lazy-src", "data-original")
 LAZY_SRCSET_ATTRS = ("data-srcset", "data-lazy-srcset")
-_IMG_EXTRAS = ("srcset", *LAZY_SRC_ATTRS, *LAZY_SRCSET_ATTRS)
+_IMG_EXTRAS = frozenset(("srcset", *LAZY_SRC_ATTRS, *LAZY_SRCSET_ATTRS))
+_SRCSET_ATTRS = frozenset(("srcset", *LAZY_SRCSET_ATTRS))
+_SOURCE_SRCSET_ATTRS = (*LAZY_SRCSET_ATTRS, "srcset")  # the order <source> reads them in
 META_IMAGE_KEYS = ("og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src")
 META_ALT_KEYS = {"og:image:alt", "twitter:image:alt"}
 ICON_RELS = frozenset({"icon", "apple-touch-icon", "apple-touch-icon-precomposed", "mask-icon"})
@@ -43,7 +49,6 @@ ICON_RELS = frozenset({"icon", "apple-touch-icon", "apple-touch-icon-precomposed
 CONSTRUCT_RANK = {"picture": 0, "srcset": 1, "img": 2, "svg": 3, "data-uri": 4, "video": 5, "meta": 6, "css": 7, "icon": 8}
 _TAB_NL = re.compile(r"[\t\n\r]")
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
-_PLAIN_PATH = re.compile(r"^/[^/\\][^\\]*$")  # root-relative, no backslashes (urljoin's cases stay with urljoin)
 _PLAIN_ABSOLUTE = re.compile(r"^[hH][tT][tT][pP][sS]?://[A-Za-z0-9.\-]+(?::\d+)?(?:/|$)")  # no userinfo, no IPv6
 _ODD_QUERY = re.compile(r"\?(?:#|$)|^[^?#]*#.*\?")  # an empty query or a "?" after the fragment: urljoin's job
 _PLAIN_RELATIVE = re.compile(r"^[A-Za-z0-9_~%!$&*+,=@-][^:?#\\]*(?:[?#].*)?$")  # "img/a.jpg", no scheme
@@ -71,17 +76,32 @@ def _directory(base: str) -> str | None:
     return f"{scheme}://{parts.netloc.lower()}{path[: path.rfind('/') + 1]}"
 
 
+def _odd_query(value: str) -> bool:
+    """`_ODD_QUERY.search(value)`, without the regex engine trying every position of a long CDN URL."""
+    if "\n" in value:
+        return _ODD_QUERY.search(value) is not None
+    if "?#" in value or value.endswith("?"):
+        return True
+    fragment = value.find("#")
+    return fragment >= 0 and value.find("?", 0, fragment) < 0 and value.find("?", fragment) >= 0
+
+
 def _absolute(base: str, value: str) -> str | None:
     """`value` resolved against `base` as an http(s) URL without fragment, or None. Plain root-relative,
-    document-relative and absolute http(s) URLs without dot segments (most of a page's images) skip
-    urljoin, which dominates discovery time; everything else goes through it."""
+    document-relative, protocol-relative and absolute http(s) URLs without dot segments (most of a page's
+    images) skip urljoin, which dominates discovery time; everything else goes through it."""
     try:
-        if "/." not in value and "\\" not in value and not value.startswith(".") and not _ODD_QUERY.search(value):
-            if _PLAIN_PATH.match(value):
-                origin = _origin(base)
+        if ("/." not in value and "\\" not in value and value[:1] != "."
+                and ("?" not in value or not _odd_query(value))):
+            if value[:2] == "//" and ";" not in value:  # protocol-relative: the base's scheme, then as an
+                origin = _origin(base)  # absolute URL (urljoin drops an empty ";params" that one keeps)
                 if origin is not None:
-                    path, _, _ = value.partition("#")
-                    return f"{origin[0]}://{origin[1]}{path}"
+                    value = f"{origin[0]}:{value}"
+            if value[:1] == "/":
+                if value[1:2] not in ("", "/"):  # root-relative ("/" alone and any "//..." left: urljoin)
+                    origin = _origin(base)
+                    if origin is not None:
+                        return f"{origin[0]}://{origin[1]}{value.partition('#')[0]}"
             elif _PLAIN_ABSOLUTE.match(value):
                 scheme, _, rest = value.partition("://")
                 host, slash, path = rest.partition("/")
@@ -136,7 +156,7 @@ class Found:
         }
 
     def richness(self) -> tuple[int, int]:
-        filled = sum(1 for v in (self.alt_text, self.title, self.aria_label) if v)
+        filled = bool(self.alt_text) + bool(self.title) + bool(self.aria_label)
         return (filled, -CONSTRUCT_RANK.get(self.construct, 99))
 
 
@@ -154,18 +174,46 @@ def decode_html(data: bytes, charset: str | None = None) -> str:
                          (codecs.BOM_UTF16_BE, "utf-16-be")):
         if data.startswith(bom):
             return data[len(bom) :].decode(bom_enc, errors="replace")
-    candidates: list[str | None] = [charset]
-    m = _META_CHARSET.search(data[:2048])
-    if m:
-        candidates.append(m.group(1).decode("ascii", "replace"))
-    for enc in candidates:
-        if not enc:
-            continue
+    for enc in _declared(data, charset):
         try:
             return data.decode(enc, errors="replace")
         except LookupError:
             continue
     return data.decode("utf-8", errors="replace")
+
+
+def _declared(data: bytes, charset: str | None) -> list[str]:
+    """The encodings the page names, in the order decode_html tries them: the HTTP charset, <meta charset>."""
+    candidates = [charset] if charset else []
+    m = _META_CHARSET.search(data[:2048])
+    if m and m.group(1):
+        candidates.append(m.group(1).decode("ascii", "replace"))
+    return candidates
+
+
+def html_for_parser(data: bytes, charset: str | None = None) -> str | bytes:
+    """What `discover` should parse: `data` itself when it already is the UTF-8 form of
+    `decode_html(data, charset)` (no byte-order mark, UTF-8 by the same rules, valid), else that text. The
+    parser gets the same bytes either way (selectolax encodes text to UTF-8 before lexbor parses it); this
+    saves decoding the page and encoding it again."""
+    if data.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return decode_html(data, charset)
+    encoding = "utf-8"
+    for enc in _declared(data, charset):
+        try:
+            b"".decode(enc)  # what decode_html's data.decode(enc) would do: LookupError for a non-text codec
+        except LookupError:
+            continue
+        encoding = codecs.lookup(enc).name
+        break
+    if encoding != "utf-8":
+        return decode_html(data, charset)
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:  # decode_html would put U+FFFD in: the parser must see that
+            return decode_html(data, charset)
+    return data
 
 
 def decode_data_uri(uri: str) -> tuple[str, bytes]:
@@ -196,7 +244,24 @@ def _clean(value: str | None) -> str | None:
     return value or None
 
 
-_INTERESTING = "img, picture, noscript, style, link, meta, video, svg, [style], [itemprop]"
+_WS = r"[\t\n\f\r ]"
+# Text that is only complete <img> tags (quoted values without "<"): the common <noscript> fallback.
+_IMG_TAGS_ONLY = re.compile(
+    rf"""(?:{_WS}*<img(?:{_WS}+[^\t\n\f\r "'<>/=]+(?:{_WS}*={_WS}*(?:"[^"<]*"|'[^'<]*'|[^\t\n\f\r "'<=>`]+))?)*{_WS}*/?>)+{_WS}*""",
+    re.I,
+)
+# lexbor filters on attributes what `visit` would only look at and drop, so the thousands of
+# style="color:...", <meta name="description"> and <link rel="preconnect"> never reach Python: a style
+# attribute matters only with "url(" in it; a <meta> only with "image" in its property or name (every key in
+# META_IMAGE_KEYS and META_ALT_KEYS holds it) or an itemprop; a <link> only with "stylesheet", "icon" (in
+# every ICON_RELS) or "image_src" in its rel. Substrings, ASCII case-insensitive: a superset of the values
+# lower() then matches, since no other character lower-cases to those letters.
+_INTERESTING = (
+    ':is(base[href], img, picture, noscript, style, video, svg, [style*="url(" i], [itemprop], '
+    'meta[property*="image" i], meta[name*="image" i], '
+    'link[rel*="stylesheet" i], link[rel*="icon" i], link[rel*="image_src" i])'
+)
+_SVG_INSIDE = _INTERESTING[:-1] + ", title)"  # one query per <svg>: what to skip, and its <title>
 
 
 class _Walker:
@@ -208,6 +273,8 @@ class _Walker:
         self.found: list[Found] = []
         self.stylesheets: list[str] = []
         self._meta_alt: dict[str, str] = {}
+        self.fallbacks: dict[int, list[LexborNode]] = {}  # see parse_fallbacks
+        self._fallback_trees: list[LexborHTMLParser] = []
 
     # URL helpers -----------------------------------------------------------------------------
 
@@ -219,7 +286,7 @@ class _Walker:
         value = value.strip(" \x0c")
         if not value or value.startswith("#"):
             return None
-        if value[:5].lower() == "data:":
+        if value[0] in "dD" and value[:5].lower() == "data:":
             return "data:" + value[5:]
         base = base or self.base_url
         if not base:  # a saved page with no base URL: keep relative references as written (not fetchable)
@@ -243,55 +310,115 @@ class _Walker:
     # The walk --------------------------------------------------------------------------------
 
     def walk(self, tree: LexborHTMLParser, *, from_noscript: bool = False) -> None:
+        if self.reference:  # every node, in order (the reference walk)
+            self.walk_reference(tree, from_noscript=from_noscript)
+            return
+        # Only the elements `visit` acts on (and <base>), matched by lexbor in one pass in document order: the
+        # same visits, far fewer Python calls (a page has thousands of <div>, <a> and <span> that can hold no
+        # image). `:is()` yields each element once even when it matches several selectors.
+        nodes = tree.css(_INTERESTING)
+        tags = [node.tag for node in nodes]
+        if not from_noscript:
+            self.head(nodes, tags)
+            self.fallbacks = self.parse_fallbacks(nodes, tags)
+        in_svg: set[int] = set()
+        for node, tag in zip(nodes, tags, strict=True):
+            if in_svg and node.mem_id in in_svg:
+                continue
+            if tag == "svg":
+                # Descendants of inline <svg> are part of the SVG image, and follow it in document order.
+                # (<template> content is not in the tree at all.)
+                inside = node.css(_SVG_INSIDE)
+                in_svg.update(n.mem_id for n in inside)
+                self.inline_svg(node, inside)
+            elif tag != "base" or ("style" in (attrs := node.attributes) or "itemprop" in attrs):
+                self.visit(node, tag, from_noscript=from_noscript, checked=True)
+
+    def head(self, nodes: list[LexborNode], tags: list[str | None]) -> None:
+        """What applies to the whole page before any image: the first <base href> and the og/twitter image alts."""
+        base: LexborNode | None = None
+        for node, tag in zip(nodes, tags, strict=True):
+            if tag == "meta":
+                self.meta_alt(node)
+            elif tag == "base" and base is None and "href" in node.attributes:
+                base = node
+        if base is not None and not self.fixed_base:
+            self.apply_base(base)
+
+    def parse_fallbacks(self, nodes: list[LexborNode], tags: list[str | None]) -> dict[int, list[LexborNode]]:
+        """The <img> elements of every <noscript> whose text is nothing but <img> tags (the usual lazy-load
+        fallback), by the <noscript>'s mem_id. Parsing each fallback as its own document costs more than
+        the images in it; a run of complete <img> tags (void elements, no text between) parses to the same
+        elements alone or concatenated, so all of them go through the parser once."""
+        simple = [(node.mem_id, text) for node, tag in zip(nodes, tags, strict=True) if tag == "noscript"
+                  and "<" in (text := node.text(deep=True) or "") and _IMG_TAGS_ONLY.fullmatch(text)]
+        if not simple:
+            return {}
+        tree = _parse("".join(text for _, text in simple))
+        self._fallback_trees.append(tree)  # its nodes live as long as the tree
+        images = tree.css("img")
+        if len(images) != sum(text.count("<") for _, text in simple):  # cannot happen; then parse one by one
+            return {}
+        out: dict[int, list[LexborNode]] = {}
+        at = 0
+        for mem_id, text in simple:
+            count = text.count("<")  # one "<" per tag: names and values hold none
+            out[mem_id] = images[at : at + count]
+            at += count
+        return out
+
+    def walk_reference(self, tree: LexborHTMLParser, *, from_noscript: bool) -> None:
         if not from_noscript:
             base = None if self.fixed_base else tree.css_first("base[href]")
             if base is not None:
-                resolved = self.resolve(base.attributes.get("href"), self.page_url or None)
-                resolved = resolved if resolved and resolved.startswith(("http://", "https://")) else None
-                if resolved:
-                    self.base_url = resolved
+                self.apply_base(base)
             for meta in tree.css("meta"):
-                key = (meta.attributes.get("property") or meta.attributes.get("name") or "").strip().lower()
-                if key in META_ALT_KEYS and meta.attributes.get("content"):
-                    self._meta_alt.setdefault(key.split(":")[0], meta.attributes.get("content") or "")
-        if self.reference:  # every node, in order (the reference walk)
-            root = tree.root
-            if root is None:
-                return
-            for node in root.traverse(include_text=False):
-                self.visit(node, from_noscript=from_noscript)
+                self.meta_alt(meta)
+        root = tree.root
+        if root is None:
             return
-        # Only the elements `visit` acts on, matched by lexbor in document order: the same visits, far fewer
-        # Python calls (a page has thousands of <div>, <a> and <span> that can hold no image).
-        # Descendants of inline <svg> are part of the SVG image (<template> content is not in the tree at all).
-        in_svg = {n.mem_id for n in tree.css("svg *")}
-        for node in tree.css(_INTERESTING):
-            self.visit(node, from_noscript=from_noscript, in_svg=in_svg)
+        for node in root.traverse(include_text=False):
+            self.visit(node, node.tag, from_noscript=from_noscript)
 
-    def visit(self, node: LexborNode, *, from_noscript: bool, in_svg: set[int] | None = None) -> None:
-        tag = node.tag
+    def apply_base(self, base: LexborNode) -> None:
+        resolved = self.resolve(base.attributes.get("href"), self.page_url or None)
+        if resolved and resolved.startswith(("http://", "https://")):
+            self.base_url = resolved
+
+    def meta_alt(self, meta: LexborNode) -> None:
+        a = meta.attributes
+        key = (a.get("property") or a.get("name") or "").strip().lower()
+        if key in META_ALT_KEYS and a.get("content"):
+            self._meta_alt.setdefault(key.split(":")[0], a.get("content") or "")
+
+    def visit(self, node: LexborNode, tag: str | None, *, from_noscript: bool, checked: bool = False) -> None:
+        """Every image `node` itself holds. `checked`: the caller knows `node` is not inside an inline <svg>."""
         if tag is None or tag.startswith("-"):
             return
         if tag == "svg":
-            if not (node.mem_id in in_svg if in_svg is not None else _has_ancestor(node, {"svg"})):
+            if checked or not _has_ancestor(node, {"svg"}):
                 self.inline_svg(node)
             return
-        if node.mem_id in in_svg if in_svg is not None else _has_ancestor(node, {"svg", "template"}):
+        if not checked and _has_ancestor(node, {"svg", "template"}):
             return
         attrs = node.attributes
         style = attrs.get("style")
-        if style and "url(" in style.lower():
+        if style and "(" in style and "url(" in style.lower():
             for u in (urls_in_style_attribute_tokenized if self.reference else urls_in_style_attribute)(style):
                 self.add(self.resolve(u), "css", **_labels(attrs))
         if tag == "img":
-            if node.parent is None or node.parent.tag != "picture":
+            parent = node.parent
+            if parent is None or parent.tag != "picture":
                 self.img(node, attrs)
         elif tag == "picture":
             self.picture(node)
         elif tag == "noscript":
             # Parsed as a browser running scripts does, <noscript> holds raw text: the fallback markup.
-            inner = node.text(deep=True)
-            if inner and "<" in inner and not from_noscript:
+            images = self.fallbacks.get(node.mem_id)
+            if images is not None:  # plain <img> tags, already parsed with the page's other such fallbacks
+                for img in images:
+                    self.visit(img, "img", from_noscript=True, checked=True)
+            elif not from_noscript and "<" in (inner := node.text(deep=True) or ""):
                 self.walk(_parse(inner), from_noscript=True)
         elif tag == "style":
             parse = urls_in_stylesheet_tokenized if self.reference else urls_in_stylesheet
@@ -306,12 +433,13 @@ class _Walker:
             self.meta(node, attrs)
         elif tag == "video":
             self.add(self.resolve(attrs.get("poster")), "video", **_labels(attrs))
-        if tag not in ("img", "meta") and "image" in (attrs.get("itemprop") or "").lower().split():
+        itemprop = attrs.get("itemprop")
+        if itemprop and tag not in ("img", "meta") and "image" in itemprop.lower().split():
             self.add(self.resolve(attrs.get("href") or attrs.get("src")), "meta", **_labels(attrs))
 
     def img(self, node: LexborNode, attrs: dict[str, str | None] | None = None) -> None:
         a = node.attributes if attrs is None else attrs
-        if not any(name in a for name in _IMG_EXTRAS):  # the common <img src>: one candidate, no srcset
+        if _IMG_EXTRAS.isdisjoint(a):  # the common <img src>: one candidate, no srcset
             url = self.resolve(a.get("src"))
             if url:
                 self.add(url, "img", is_lazy_loaded=(a.get("loading") or "").strip().lower() == "lazy",
@@ -329,7 +457,7 @@ class _Walker:
             if child.tag == "source":
                 a = child.attributes
                 media, typ = _clean(a.get("media")), _clean(a.get("type"))
-                for attr in (*LAZY_SRCSET_ATTRS, "srcset"):
+                for attr in _SOURCE_SRCSET_ATTRS:
                     if a.get(attr):
                         lazy = lazy or attr != "srcset"
                         cands.extend(parse_srcset(a.get(attr) or "", media=media, type=typ, attribute=attr))
@@ -343,22 +471,20 @@ class _Walker:
 
     def group(self, cands: list[SrcCandidate], construct: str, node: LexborNode | dict[str, str | None], *,
               lazy: bool) -> None:
-        resolved = [(c, self.resolve(c.url)) for c in cands]
-        resolved = [(c, u) for c, u in resolved if u]
+        resolved = [(c, u) for c in cands if (u := self.resolve(c.url))]
         if not resolved:
             return
-        best, others = pick_best([c for c, _ in resolved])
-        url_of = {id(c): u for c, u in resolved}
-        if construct == "img" and best.attribute in ("srcset", *LAZY_SRCSET_ATTRS):
+        at = best_index([c for c, _ in resolved])
+        best, best_url = resolved[at]
+        if construct == "img" and best.attribute in _SRCSET_ATTRS:
             construct = "srcset"
         variants: list[dict[str, Any]] = []
-        seen = {url_of[id(best)]}
-        for c in others:
-            u = url_of[id(c)]
-            if u not in seen:
+        seen = {best_url}
+        for i, (c, u) in enumerate(resolved):  # the others, in document order, each URL once
+            if i != at and u not in seen:
                 seen.add(u)
-                variants.append(c.as_variant(u or ""))
-        self.add(url_of[id(best)], construct, is_lazy_loaded=lazy, variants=variants, media_type=best.type, **_labels(node))
+                variants.append(c.as_variant(u))
+        self.add(best_url, construct, is_lazy_loaded=lazy, variants=variants, media_type=best.type, **_labels(node))
 
     def link(self, node: LexborNode, attrs: dict[str, str | None] | None = None) -> None:
         a = node.attributes if attrs is None else attrs
@@ -381,7 +507,8 @@ class _Walker:
         elif "image" in (a.get("itemprop") or "").lower().split():
             self.add(self.resolve(content), "meta")
 
-    def inline_svg(self, node: LexborNode) -> None:
+    def inline_svg(self, node: LexborNode, inside: list[LexborNode] | None = None) -> None:
+        """The <svg> as an image. `inside`: its descendants matching _SVG_INSIDE, when the caller has them."""
         markup = node.html or ""
         if not markup:
             return
@@ -391,7 +518,10 @@ class _Walker:
         if "xlink:" in markup and "xmlns:xlink" not in head:
             markup = markup.replace("<svg", '<svg xmlns:xlink="http://www.w3.org/1999/xlink"', 1)
         data = markup.encode("utf-8")
-        title_node = node.css_first("title")
+        if inside is None:
+            title_node = node.css_first("title")
+        else:
+            title_node = next((n for n in inside if n.tag == "title"), None)
         labels = _labels(node)
         if not labels.get("title") and title_node is not None:
             labels["title"] = _clean(title_node.text(deep=True))
@@ -403,7 +533,7 @@ class _Walker:
             self.stylesheets.append(url)
 
 
-def _parse(html: str) -> LexborHTMLParser:
+def _parse(html: str | bytes) -> LexborHTMLParser:
     """Parse like a browser with scripting on: <head> stays intact and <noscript> content is raw text."""
     return LexborHTMLParser(html, scripting=True)
 
@@ -412,8 +542,8 @@ def _img_candidates(node: LexborNode, a: dict[str, str | None] | None = None) ->
     a = node.attributes if a is None else a
     lazy = (a.get("loading") or "").strip().lower() == "lazy"
     cands: list[SrcCandidate] = []
-    lazy_src = next((name for name in LAZY_SRC_ATTRS if (a.get(name) or "").strip()), None)
-    lazy_srcset = next((name for name in LAZY_SRCSET_ATTRS if (a.get(name) or "").strip()), None)
+    lazy_src = _first_filled(a, LAZY_SRC_ATTRS)
+    lazy_srcset = _first_filled(a, LAZY_SRCSET_ATTRS)
     if lazy_srcset:
         cands.extend(parse_srcset(a.get(lazy_srcset) or "", attribute=lazy_srcset))
     elif (a.get("srcset") or "").strip():
@@ -425,6 +555,15 @@ def _img_candidates(node: LexborNode, a: dict[str, str | None] | None = None) ->
     if src and not placeholder:
         cands.append(SrcCandidate(url=src, attribute="src"))
     return cands, lazy or bool(lazy_src or lazy_srcset)
+
+
+def _first_filled(a: dict[str, str | None], names: tuple[str, ...]) -> str | None:
+    """The first of `names` that `a` holds with more than whitespace."""
+    for name in names:
+        value = a.get(name)
+        if value and value.strip():
+            return name
+    return None
 
 
 def _labels(node: LexborNode | dict[str, str | None]) -> dict[str, Any]:
@@ -442,8 +581,13 @@ def _has_ancestor(node: LexborNode, tags: set[str]) -> bool:
 
 
 def same_origin(a: str, b: str) -> bool:
-    pa, pb = urlsplit(a), urlsplit(b)
-    return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
+    return _origin_key(a) == _origin_key(b)
+
+
+@lru_cache(maxsize=1024)  # the page URL is asked about once per stylesheet link
+def _origin_key(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port
 
 
 def merge(found: list[Found]) -> list[Found]:
@@ -483,8 +627,8 @@ def merge(found: list[Found]) -> list[Found]:
     return merged
 
 
-def discover(html: str, page_url: str, *, base_url: str | None = None, reference: bool = False) -> Discovery:
-    """Every image reference in `html`. Relative references resolve against `base_url` when given, else the
+def discover(html: str | bytes, page_url: str, *, base_url: str | None = None, reference: bool = False) -> Discovery:
+    """Every image reference in `html` (text, or UTF-8 bytes from `html_for_parser`). Relative references resolve against `base_url` when given, else the
     page's `<base href>`, else `page_url`; with none of them (a saved page, `page_url=""`) they are kept as
     written. `reference=True` is the slow walk the fast one is checked against: every node visited, every
     stylesheet through the full tokenizer."""

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from imageextract.extract.discover import Found, decode_html
+from imageextract.extract.discover import Found, html_for_parser
 from imageextract.extract.fetcher import TRANSIENT_STATUSES, SafeFetcher
 from imageextract.extract.naming import finalise_images
 from imageextract.extract.ssrf import parse_url
@@ -105,12 +105,12 @@ async def discover_source(
             if not (page.content_type in HTML_TYPES or _looks_like_html(page.content)):  # the URL is the image
                 found = [Found(url=page.url, construct="file", order=0, media_type=page.content_type)]
                 return SourceResult(source=source, status="done", duration_ms=_ms(started)), found
-            html, page_url = decode_html(page.content, page.charset), page.url
+            html, page_url = html_for_parser(page.content, page.charset), page.url
         else:
             data = await _read_path(Path(source), options)
             if not _is_html(Path(source), data):
                 return SourceResult(source=source, status="done", duration_ms=_ms(started)), None
-            html, page_url = decode_html(data), base_url or ""
+            html, page_url = html_for_parser(data), base_url or ""
         found = await discover_page(None, html, page_url, base_url=base_url)
         return SourceResult(source=source, status="done", duration_ms=_ms(started)), found
     except ExtractError as exc:
@@ -207,7 +207,7 @@ async def _extract_path(
 async def _extract_saved_page(data: bytes, options: ExtractOptions, base_url: str | None) -> list[ExtractedImage]:
     page_url = base_url or ""
     async with SafeFetcher(options) as fetcher:
-        found = await discover_page(fetcher if base_url else None, decode_html(data), page_url, base_url=base_url)
+        found = await discover_page(fetcher if base_url else None, html_for_parser(data), page_url, base_url=base_url)
         found = found[: max(0, options.max_images_per_page)]
         images = await fetch_images(fetcher, found, page_url=page_url or None, options=options)
     return filter_by_size(images, options)

@@ -2,22 +2,25 @@
 
 `parse_srcset(value)` follows the HTML standard's "parse a srcset attribute" algorithm, so a data: URI keeps
 the commas inside it (only trailing commas end a URL) and descriptors may hold parenthesised commas.
-Invalid candidates (bad or duplicate descriptors) are dropped, as browsers do.
+Invalid candidates (bad or duplicate descriptors) are dropped, as browsers do. It reads runs of URL and
+descriptor characters with a regex each; `parse_srcset_reference` is the algorithm one character at a time,
+which tests hold it to.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 _WS = " \t\n\r\x0c"
 _INT = re.compile(r"^[0-9]+$")
 _FLOAT = re.compile(r"^-?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
 
 
-@dataclass(frozen=True)
-class SrcCandidate:
+class SrcCandidate(NamedTuple):
+    """One candidate (immutable; a tuple because a page builds thousands and a frozen dataclass is slow to
+    create)."""
+
     url: str  # as written (relative URLs are resolved by the caller)
     width: int | None = None  # the "w" descriptor
     density: float | None = None  # the "x" descriptor
@@ -49,6 +52,75 @@ class SrcCandidate:
 
 
 def parse_srcset(value: str, *, media: str | None = None, type: str | None = None, attribute: str = "srcset") -> list[SrcCandidate]:
+    """The candidates of a srcset attribute, as `parse_srcset_reference` (the standard's algorithm one
+    character at a time) finds them, with each run of URL or descriptor characters taken by one regex match
+    instead of a Python step per character (real srcsets hold several URLs of 100-300 characters)."""
+    out: list[SrcCandidate] = []
+    pos, n = 0, len(value)
+    while True:
+        pos = _SEPARATORS.match(value, pos).end()  # type: ignore[union-attr]  # matches the empty string
+        if pos >= n:
+            return out
+        start = pos
+        pos = _URL_RUN.match(value, pos).end()  # type: ignore[union-attr]
+        url = value[start:pos]
+        descriptors: list[str] = []
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:
+            pos, descriptors = _descriptors(value, pos)
+        cand = _apply_descriptors(url, descriptors, media, type, attribute)
+        if cand is not None and url:
+            out.append(cand)
+
+
+_SEPARATORS = re.compile(r"[ \t\n\r\x0c,]*")
+_URL_RUN = re.compile(r"[^ \t\n\r\x0c]*")
+_SPACES = re.compile(r"[ \t\n\r\x0c]*")
+_DESCRIPTOR_RUN = re.compile(r"[^ \t\n\r\x0c,(]*")
+
+
+def _descriptors(value: str, pos: int) -> tuple[int, list[str]]:
+    """`_tokenize_descriptors` by runs: the descriptors after a URL, up to and past the comma that ends them."""
+    n = len(value)
+    descriptors: list[str] = []
+    pos = _SPACES.match(value, pos).end()  # type: ignore[union-attr]
+    current = ""
+    while True:
+        end = _DESCRIPTOR_RUN.match(value, pos).end()  # type: ignore[union-attr]
+        current += value[pos:end]
+        pos = end
+        if pos >= n:
+            if current:
+                descriptors.append(current)
+            return pos, descriptors
+        c = value[pos]
+        if c == ",":
+            if current:
+                descriptors.append(current)
+            return pos + 1, descriptors
+        if c == "(":
+            close = value.find(")", pos + 1)
+            if close < 0:  # unclosed: everything left is this descriptor
+                descriptors.append(current + value[pos:])
+                return n, descriptors
+            current += value[pos : close + 1]
+            pos = close + 1
+            continue
+        # whitespace: the descriptor ends; more may follow after the spaces
+        if current:
+            descriptors.append(current)
+        current = ""
+        pos = _SPACES.match(value, pos).end()  # type: ignore[union-attr]
+        if pos >= n:
+            return pos, descriptors
+
+
+def parse_srcset_reference(
+    value: str, *, media: str | None = None, type: str | None = None, attribute: str = "srcset"
+) -> list[SrcCandidate]:
+    """The HTML standard's "parse a srcset attribute", one character at a time: what `parse_srcset` is
+    tested against."""
     out: list[SrcCandidate] = []
     pos, n = 0, len(value)
     while True:
@@ -65,7 +137,7 @@ def parse_srcset(value: str, *, media: str | None = None, type: str | None = Non
             url = url.rstrip(",")
         else:
             pos, descriptors = _tokenize_descriptors(value, pos)
-        cand = _apply_descriptors(url, descriptors, media, type, attribute)
+        cand = _apply_descriptors_reference(url, descriptors, media, type, attribute)
         if cand is not None and url:
             out.append(cand)
 
@@ -119,6 +191,21 @@ def _tokenize_descriptors(value: str, pos: int) -> tuple[int, list[str]]:
 def _apply_descriptors(
     url: str, descriptors: list[str], media: str | None, type: str | None, attribute: str
 ) -> SrcCandidate | None:
+    if not descriptors:
+        return SrcCandidate(url, None, None, media, type, attribute)
+    if len(descriptors) == 1 and descriptors[0][-1:] in ("w", "W"):  # the usual "480w", as the loop reads it
+        value = descriptors[0][:-1]
+        if value.isascii() and value.isdigit():  # what _INT accepts
+            width = int(value)
+            return SrcCandidate(url, width, None, media, type, attribute) if width else None
+        return None
+    return _apply_descriptors_reference(url, descriptors, media, type, attribute)
+
+
+def _apply_descriptors_reference(
+    url: str, descriptors: list[str], media: str | None, type: str | None, attribute: str
+) -> SrcCandidate | None:
+    """The standard's descriptor rules: one "w" or "x" (or "w" with "h"), each a valid number, else nothing."""
     width: int | None = None
     density: float | None = None
     height: int | None = None
@@ -143,10 +230,17 @@ def _apply_descriptors(
     return SrcCandidate(url=url, width=width, density=density, media=media, type=type, attribute=attribute)
 
 
+def best_index(candidates: list[SrcCandidate]) -> int:
+    """Where the largest candidate is (by "w", then "x"; the first wins ties)."""
+    best, best_key = 0, candidates[0].sort_key()
+    for i in range(1, len(candidates)):
+        key = candidates[i].sort_key()
+        if key > best_key:
+            best, best_key = i, key
+    return best
+
+
 def pick_best(candidates: list[SrcCandidate]) -> tuple[SrcCandidate, list[SrcCandidate]]:
     """The largest candidate (by "w", then "x"; the first wins ties) and the others in document order."""
-    best = candidates[0]
-    for c in candidates[1:]:
-        if c.sort_key() > best.sort_key():
-            best = c
-    return best, [c for c in candidates if c is not best]
+    i = best_index(candidates)
+    return candidates[i], candidates[:i] + candidates[i + 1 :]

@@ -16,8 +16,8 @@ from imageextract.extract.discover import (
     Found,
     css_images,
     decode_data_uri,
-    decode_html,
     discover,
+    html_for_parser,
     merge,
     same_origin,
 )
@@ -37,16 +37,16 @@ ACCEPT_CSS = {"Accept": "text/css,*/*;q=0.1"}
 
 async def extract_page(fetcher: SafeFetcher, page: FetchResult, options: ExtractOptions) -> list[ExtractedImage]:
     """All images on `page` (an already fetched HTML document), fetched, probed and filtered."""
-    html = decode_html(page.content, page.charset)
+    html = html_for_parser(page.content, page.charset)
     found = await discover_page(fetcher, html, page.url)
     found = found[: max(0, options.max_images_per_page)]
     images = await fetch_images(fetcher, found, page_url=page.url, options=options)
     return filter_by_size(images, options)
 
 
-async def discover_page(fetcher: SafeFetcher | None, html: str, page_url: str, *, base_url: str | None = None) -> list[Found]:
-    """Everything `discover` finds in the HTML, plus background images of linked same-origin stylesheets
-    (fetched through `fetcher`; none without one)."""
+async def discover_page(fetcher: SafeFetcher | None, html: str | bytes, page_url: str, *, base_url: str | None = None) -> list[Found]:
+    """Everything `discover` finds in the HTML (text, or bytes from `html_for_parser`), plus background images
+    of linked same-origin stylesheets (fetched through `fetcher`; none without one)."""
     discovery = discover(html, page_url, base_url=base_url)
     if fetcher is None:
         return discovery.images
