@@ -21,11 +21,24 @@ from imageextract.models import Batch, Image, Job, JobItem, RateCounter, StagedF
 from imageextract.services import progress
 from imageextract.services.batch_results import delete_results
 from imageextract.services.batches import TERMINAL_BATCH, BatchView, _view, get_batch
+from imageextract.services.sql import Statement
 from imageextract.services.staged_files import sweep_unused
 
 log = logging.getLogger("imageextract.batches")
 
 OPEN_JOB = ("pending", "queued", "processing")
+# The next `free` pending items of a batch, from its `next_position`, moved to queued in one statement (each
+# row re-checked as pending, so two pumps never queue an item twice). updated_at moves too: the reconciler
+# takes a queued item untouched for ITEM_STUCK_SECONDS as lost.
+_QUEUE_NEXT = Statement("""
+    UPDATE "job_items" SET "status"='queued', "updated_at"=:now
+    WHERE "status"='pending' AND "id" IN (
+        SELECT "id" FROM "job_items" WHERE "job_id"=:job AND "status"='pending'
+          AND "position">=(SELECT "next_position" FROM "batches" WHERE "id"=:job)
+        ORDER BY "position" LIMIT :free)
+    RETURNING "id", "position"
+""")
+_ADVANCE = Statement('UPDATE "batches" SET "next_position"=:last WHERE "id"=:job AND "next_position"<:last')
 
 
 def _now() -> datetime:
@@ -42,35 +55,28 @@ async def pump(runtime: Any, job_id: Any, *, job: Job | None = None, finished: b
     job = job or await Job.get_or_none(id=job_id)
     if job is None or job.type != "batch" or job.status in ("done", "failed", "cancelled"):
         return 0
-    state = await Batch.filter(id=job.id).values("window", "next_position")
-    if not state:
-        return 0
-    window, start = state[0]["window"], state[0]["next_position"]
     in_flight = -1
     if finished:
         free = 1
     else:
+        state = await Batch.filter(id=job.id).values("window")
+        if not state:
+            return 0
         in_flight = await JobItem.filter(job_id=job.id, status__in=["queued", "processing"]).count()
-        free = window - in_flight
+        free = state[0]["window"] - in_flight
     if free <= 0:
         return 0
-    rows = await JobItem.filter(job_id=job.id, status="pending", position__gte=start).order_by("position") \
-        .limit(free).values_list("id", "position")
-    candidates = [r[0] for r in rows]
+    rows = await _QUEUE_NEXT.rows(job=job.id, free=free, now=_now())
     if rows:
-        last = rows[-1][1] + 1
-        await Batch.filter(id=job.id, next_position__lt=last).update(next_position=last)
-    moved: list[str] = []
-    for item_id in candidates:
-        # updated_at moves too: the reconciler takes a queued item untouched for ITEM_STUCK_SECONDS as lost.
-        if await JobItem.filter(id=item_id, status="pending").update(status="queued", updated_at=_now()):
-            moved.append(str(item_id))
+        last = max(int(r["position"]) for r in rows) + 1
+        await _ADVANCE.execute(job=job.id, last=last)
+    moved = [str(r["id"]) for r in sorted(rows, key=lambda r: int(r["position"]))]
     for item_id in moved:
         try:
             runtime.enqueue("process_item", item_id)
         except Exception:
             log.exception("enqueue failed for batch item %s; the sweep re-queues it", item_id)
-    if not candidates and in_flight == 0:  # (only known when counted)
+    if not rows and in_flight == 0:  # (only known when counted)
         from imageextract.services.pipeline import maybe_finalize
 
         await maybe_finalize(runtime, job.id)
