@@ -30,9 +30,10 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import os
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,10 +136,10 @@ async def extract(runtime: Any, item: Any, options: ExtractOptions) -> SourceRes
     """Extract the document item `item` (its upload), its images' bytes written to storage as they arrive."""
     storage = runtime.storage
     options = _document_options(options, item)
-    with tempfile.TemporaryDirectory(prefix="imageextract-doc-") as tmp:
-        path = Path(tmp) / "document"
+    with _upload_file(storage, item.upload_key) as (path, copy):
         try:
-            head, size = await _copy_upload(storage, item.upload_key, path, item.upload_size)
+            head, size = await (_copy_upload(storage, item.upload_key, path, item.upload_size) if copy
+                                else _head_and_size(path))
         except Exception as exc:
             log.exception("upload %s missing for item %s", item.upload_key, item.id)
             return SourceResult(source=item.source_label, status="failed",
@@ -190,10 +191,9 @@ async def _restore(runtime: Any, item: Any, missing: set[str]) -> int:
                 item.id, len(missing))
     storage = runtime.storage
     options = _document_options(runtime.settings.extract_options(), item)
-    with tempfile.TemporaryDirectory(prefix="imageextract-doc-") as tmp:
-        path = Path(tmp) / "document"
+    with _upload_file(storage, item.upload_key) as (path, copy):
         try:
-            await _copy_upload(storage, item.upload_key, path, None)
+            await (_copy_upload(storage, item.upload_key, path, None) if copy else _head_and_size(path))
         except Exception:
             log.exception("item %s: could not restore %d image(s): the upload is gone", item.id, len(missing))
             return 0
@@ -215,6 +215,32 @@ def _document_options(options: ExtractOptions, item: Any) -> ExtractOptions:
     if item.upload_size and item.upload_size > options.document_max_bytes:
         return dataclasses.replace(options, document_max_bytes=item.upload_size)
     return options
+
+
+@contextlib.contextmanager
+def _upload_file(storage: Any, key: str) -> Iterator[tuple[Path, bool]]:
+    """Where the sandbox child reads the upload: the stored file itself when storage is a local directory
+    (objects are written once, atomically, and never changed), else a temporary file to copy it to first
+    (`copy` True)."""
+    local = getattr(storage, "local_path", None)
+    if local is not None:
+        yield local(key), False
+        return
+    with tempfile.TemporaryDirectory(prefix="imageextract-doc-") as tmp:
+        yield Path(tmp) / "document", True
+
+
+async def _head_and_size(path: Path) -> tuple[bytes, int]:
+    """(its first HEAD_BYTES, its size) of a file already on disk; StorageNotFound when it is not there."""
+
+    def read() -> tuple[bytes, int]:
+        try:
+            with path.open("rb") as fh:
+                return fh.read(HEAD_BYTES), os.fstat(fh.fileno()).st_size
+        except FileNotFoundError:
+            raise StorageNotFound(path.name) from None
+
+    return await asyncio.to_thread(read)
 
 
 async def _copy_upload(storage: Any, key: str, path: Path, declared: int | None) -> tuple[bytes, int]:
