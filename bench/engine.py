@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,22 +107,31 @@ def verdict(ours: Timing, anchor: Timing, target: float) -> str:
 # PDF -------------------------------------------------------------------------------------------
 
 
+def fair_images(doc: Any, *, shrink: bool = False) -> Iterator[bytes]:
+    """The fair anchor's work on an open PyMuPDF document: each distinct image xref that a page draws,
+    extracted once (`extract_image`), its stored bytes. `shrink`: empty MuPDF's store after each page (as
+    the engine does), for memory rows."""
+    import pymupdf
+
+    seen: set[int] = set()
+    for page in doc:
+        for row in page.get_images(full=True):
+            if row[0] in seen:
+                continue
+            seen.add(row[0])
+            info = doc.extract_image(row[0])
+            if info and info.get("image"):
+                yield info["image"]
+        if shrink:
+            pymupdf.TOOLS.store_shrink(100)
+
+
 def fair_anchor(data: bytes) -> int:
     """Per document, each distinct image xref that a page draws, extracted once (`extract_image`)."""
     import pymupdf
 
-    count = 0
     with pymupdf.open(stream=data, filetype="pdf") as doc:
-        seen: set[int] = set()
-        for page in doc:
-            for row in page.get_images(full=True):
-                if row[0] in seen:
-                    continue
-                seen.add(row[0])
-                info = doc.extract_image(row[0])
-                if info and info.get("image"):
-                    count += 1
-    return count
+        return sum(1 for _ in fair_images(doc))
 
 
 def old_anchor(data: bytes) -> int:

@@ -162,19 +162,13 @@ def _fair_anchor_file(path: Path) -> tuple[int, int]:
     `extract_image`, its bytes dropped at once. (images, bytes)."""
     import pymupdf
 
+    from bench.engine import fair_images
+
     count = total = 0
     with pymupdf.open(path) as doc:
-        seen: set[int] = set()
-        for page in doc:
-            for row in page.get_images(full=True):
-                if row[0] in seen:
-                    continue
-                seen.add(row[0])
-                info = doc.extract_image(row[0])
-                if info and info.get("image"):
-                    count += 1
-                    total += len(info["image"])
-            pymupdf.TOOLS.store_shrink(100)
+        for data in fair_images(doc, shrink=True):
+            count += 1
+            total += len(data)
     return count, total
 
 
