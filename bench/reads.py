@@ -8,8 +8,11 @@
   body over the same kind of server (uvicorn, loopback, keep-alive), and does no more. Ours also
   authenticates the key, checks access, and reads the rows from the database: that is what the ratio
   prices.
-- GraphQL `job(id) { images { 15 fields } }` of the same 1,000 images against the same plain
-  `JSONResponse` of the GraphQL response's JSON.
+- `GET /api/v1/jobs/:id/export/json` of the same 1,000 images (the results API's JSON file, streamed)
+  against a plain `JSONResponse` of the same document.
+- GraphQL `job(id) { images(first: 100, after:) { nodes { 15 fields } pageInfo } }` walked over its 10 pages
+  of the same 1,000 images (a connection serves at most 100 a page), against the anchor sending the same 10
+  JSON bodies, one request each.
 - Growth: `/result` for 1, 10, 100 and 1,000 images (time per request, and the API process's peak RSS).
 
 Requests are sequential on one keep-alive connection, ours and the anchor's alternating so both see the same
@@ -39,7 +42,9 @@ IMAGES = 1000
 GROWTH = (1, 10, 100, 1000)
 FIELDS = ("id url filename width height format fileSize altText sourceUrl sourceKind contentHash groupId "
           "isLazyLoaded aspectRatio storageUrl")  # 15 fields
-GQL_IMAGES = "query($id: ID!) { job(id: $id) { images { " + FIELDS + " } } }"
+PAGE = 100  # the most a connection page holds
+GQL_IMAGES = ("query($id: ID!, $after: String) { job(id: $id) { images(first: " + str(PAGE) + ", after: $after) { "
+              "nodes { " + FIELDS + " } pageInfo { hasNextPage endCursor } } } }")
 
 _ANCHOR_SERVER = """
 import json, sys
@@ -117,22 +122,23 @@ async def _seed(env: dict[str, str], account_id: str, project_id: str | None) ->
 # Timing ------------------------------------------------------------------------------------------
 
 
-async def _pair(client: httpx.AsyncClient, anchor: httpx.AsyncClient, ours: Any, name: str,
+async def _pair(client: httpx.AsyncClient, anchor: httpx.AsyncClient, ours: Any, name: str | list[str],
                 runs: int) -> tuple[float, float, int]:
-    """p50 seconds of `ours()` (a coroutine making our request) and of the anchor's /json/<name>, alternating."""
+    """p50 seconds of `ours()` (a coroutine making our request(s), answering the bytes received) and of the
+    anchor's /json/<name> (each of the names in turn, one request each), alternating."""
     mine: list[float] = []
     theirs: list[float] = []
     size = 0
+    names = [name] if isinstance(name, str) else name
     for i in range(runs + 3):
         started = time.perf_counter()
-        r = await ours()
+        size = await ours()
         elapsed = time.perf_counter() - started
-        r.raise_for_status()
-        size = len(r.content)
         started = time.perf_counter()
-        a = await anchor.get(f"/json/{name}")
+        for each in names:
+            a = await anchor.get(f"/json/{each}")
+            a.raise_for_status()
         anchor_elapsed = time.perf_counter() - started
-        a.raise_for_status()
         if i >= 3:
             mine.append(elapsed)
             theirs.append(anchor_elapsed)
@@ -159,6 +165,46 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _get(client: httpx.AsyncClient, url: str) -> Any:
+    async def one() -> int:
+        r = await client.get(url)
+        r.raise_for_status()
+        return len(r.content)
+
+    return one
+
+
+async def _graphql_pages(client: httpx.AsyncClient, job_id: str) -> list[dict[str, Any]]:
+    """Every page of job.images, walked as a client does (first 100, then after the end cursor)."""
+    pages: list[dict[str, Any]] = []
+    after = None
+    while True:
+        r = await client.post("/graphql", json={"query": GQL_IMAGES, "variables": {"id": job_id, "after": after}})
+        r.raise_for_status()
+        body = r.json()
+        assert "errors" not in body, body
+        pages.append(body)
+        info = body["data"]["job"]["images"]["pageInfo"]
+        if not info["hasNextPage"]:
+            return pages
+        after = info["endCursor"]
+
+
+def _walk(client: httpx.AsyncClient, job_id: str) -> Any:
+    async def walk() -> int:
+        size, after = 0, None
+        while True:
+            r = await client.post("/graphql", json={"query": GQL_IMAGES, "variables": {"id": job_id, "after": after}})
+            r.raise_for_status()
+            size += len(r.content)
+            info = r.json()["data"]["job"]["images"]["pageInfo"]
+            if not info["hasNextPage"]:
+                return size
+            after = info["endCursor"]
+
+    return walk
+
+
 async def _run(svc: Any, jobs: dict[str, str], tmp: Path, runs: int) -> None:
     headers = svc.headers
     async with httpx.AsyncClient(base_url=svc.base, timeout=60, headers=headers) as client:
@@ -167,10 +213,13 @@ async def _run(svc: Any, jobs: dict[str, str], tmp: Path, runs: int) -> None:
         for n in GROWTH:
             data[f"result-{n}"] = (await client.get(f"/api/v1/jobs/{jobs[f'result-{n}']}/result")).json()
         data["items"] = (await client.get(f"/api/v1/jobs/{jobs['bulk']}/items")).json()
-        gql = await client.post("/graphql", json={"query": GQL_IMAGES, "variables": {"id": jobs[f"result-{IMAGES}"]}})
-        data["graphql"] = gql.json()
-        assert "errors" not in data["graphql"], data["graphql"]
-        assert len(data["graphql"]["data"]["job"]["images"]) == IMAGES
+        exported = await client.get(f"/api/v1/jobs/{jobs[f'result-{IMAGES}']}/export/json")
+        exported.raise_for_status()
+        data["export-json"] = exported.json()
+        pages = await _graphql_pages(client, jobs[f"result-{IMAGES}"])
+        for i, page in enumerate(pages):
+            data[f"graphql-{i}"] = page
+        assert sum(len(p["data"]["job"]["images"]["nodes"]) for p in pages) == IMAGES, len(pages)
         assert len(data[f"result-{IMAGES}"]["images"]) == IMAGES and len(data["items"]["items"]) == IMAGES
         data_path = tmp / "anchor.json"
         data_path.write_text(json.dumps(data))
@@ -182,22 +231,26 @@ async def _run(svc: Any, jobs: dict[str, str], tmp: Path, runs: int) -> None:
                 api_pid = svc.children[0].proc.pid
                 rows: list[tuple[str, float, float, int]] = []
                 result = jobs[f"result-{IMAGES}"]
-                o, a, size = await _pair(client, anchor, lambda: client.get(f"/api/v1/jobs/{result}/result"),
+                o, a, size = await _pair(client, anchor, _get(client, f"/api/v1/jobs/{result}/result"),
                                          f"result-{IMAGES}", runs)
                 rows.append((f"GET /result, {IMAGES} images", o, a, size))
-                bulk = jobs["bulk"]
-                o, a, size = await _pair(client, anchor, lambda: client.get(f"/api/v1/jobs/{bulk}/items"), "items", runs)
+                o, a, size = await _pair(client, anchor, _get(client, f"/api/v1/jobs/{jobs['bulk']}/items"), "items",
+                                         runs)
                 rows.append((f"GET /items, {IMAGES} sources", o, a, size))
-                body = {"query": GQL_IMAGES, "variables": {"id": result}}
-                o, a, size = await _pair(client, anchor, lambda: client.post("/graphql", json=body), "graphql", runs)
-                rows.append((f"GraphQL job.images, {IMAGES} images x 15 fields", o, a, size))
+                o, a, size = await _pair(client, anchor, _get(client, f"/api/v1/jobs/{result}/export/json"),
+                                         "export-json", runs)
+                rows.append((f"GET /export/json, {IMAGES} images", o, a, size))
+                o, a, size = await _pair(client, anchor, _walk(client, result),
+                                         [f"graphql-{i}" for i in range(len(pages))], runs)
+                rows.append((f"GraphQL job.images, {IMAGES} images x 15 fields in {len(pages)} pages of {PAGE}", o, a,
+                             size))
                 for label, o, a, size in rows:
                     print(f"{label} ({size / 1024:.0f} KB, p50 of {runs}): ours {o * 1000:.1f} ms | plain Starlette "
                           f"JSONResponse of the same data {a * 1000:.1f} ms | ratio {ratio(o, a)}", flush=True)
                 print(f"growth of GET /result (p50 of {runs}; API process RSS after, peak):", flush=True)
                 for n in GROWTH:
                     job = jobs[f"result-{n}"]
-                    o, a, size = await _pair(client, anchor, lambda job=job: client.get(f"/api/v1/jobs/{job}/result"),
+                    o, a, size = await _pair(client, anchor, _get(client, f"/api/v1/jobs/{job}/result"),
                                              f"result-{n}", runs)
                     print(f"  {n:>5} images ({size / 1024:7.1f} KB): ours {o * 1000:6.1f} ms | anchor "
                           f"{a * 1000:6.1f} ms | ratio {ratio(o, a)} | RSS {_rss_mb(api_pid):.0f} MB, peak "
