@@ -62,7 +62,7 @@ def _memory_child(argv: list[str]) -> None:
         out["baseline_kb"] = _status_kb("self", "VmRSS")
         started = time.perf_counter()
         out["images"], out["held"] = _fair_anchor_file(Path(path))
-    elif mode == "service":  # the worker's document path: upload in storage -> temp file -> sandbox -> storage
+    elif mode == "service":  # the worker's document path: the stored upload read in place by the sandbox -> storage
         from types import SimpleNamespace
 
         from imageextract.config import Settings
@@ -206,7 +206,7 @@ def bench_streaming(tmp: Path, quick: bool) -> None:
     print(
         f"memory, streamed: {count:,}-image PDF ({written.size / 1e9:.2f} GB, {written.pages} pages, "
         f"{written.image_bytes / 1e9:.2f} GB of distinct JPEGs, written in {made:.1f} s) through the worker's "
-        f"document path (storage -> temp file -> sandbox child -> storage): peak RSS {mb(service['peak_kb'])} in "
+        f"document path (the stored upload read in place by the sandbox child, images -> storage): peak RSS {mb(service['peak_kb'])} in "
         f"the worker + {mb(child)} in the sandbox child, {service['seconds']:.1f} s, {service['images']:,} images, "
         f"{service['held'] / 1e9:.2f} GB stored | fair PyMuPDF anchor on the file (each xref once, bytes dropped) "
         f"{mb(bare['peak_kb'])}, {bare['seconds']:.1f} s, {bare['images']:,} images | target < {RSS_TARGET_MB} MB "

@@ -1,8 +1,8 @@
 """A document item's images, streamed to storage as they are found: memory follows a page, not the document.
 
-`extract(runtime, item, options)` copies the upload from storage to a temporary file in chunks, checks what
-arrived (size and magic bytes, `staged_files.arrival_problem` on the file's head), and runs the engine on the
-file (`engine.extract_document_file`: the sandbox child opens it; this process never holds the document).
+`extract(runtime, item, options)` takes the upload's file (the stored file itself on local storage, else a
+temporary copy made in chunks), checks what arrived (size and magic bytes, `staged_files.arrival_problem` on
+the file's head), and runs the engine on the file (`engine.extract_document_file`: the sandbox child opens it; this process never holds the document).
 Each distinct image is handed to `_Sink` as its page arrives, on the extraction thread; the sink derives the
 image's content-addressed key from its bytes, passes the write to the event loop and drops the bytes. Writes
 in flight are bounded (`STORE_CONCURRENCY` writes, `IN_FLIGHT_BYTES` bytes): when storage is slower than the
