@@ -234,8 +234,18 @@ async def image_views_of(job_ids: list[Any], *, base_url: str, storage: Any,
         params.append(str(item_id))
     sql = (f'SELECT {projection.columns("i", _IMAGE_COLUMNS)} FROM "images" i JOIN "job_items" t ON t."id" = '
            f'i."item_id" WHERE {where} ORDER BY i."job_id", t."position", i."position"')
-    rows = await projection.rows(conn, sql, params)
     describe = storage.describe if storage is not None else None
+    for row in _typed(conn, await projection.rows(conn, sql, params)):
+        target = sets[row["job_id"]]
+        if row["storage_key"]:
+            target.stored.append(_image_view(row, base_url, describe))
+        else:
+            target.failed.append(_failed_view(row))
+    return sets
+
+
+def _typed(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Image rows as the views want them, whatever the driver gave (see services/projection)."""
     if projection.is_sqlite(conn):
         for row in rows:
             row["has_alpha"] = None if row["has_alpha"] is None else bool(row["has_alpha"])
@@ -245,13 +255,39 @@ async def image_views_of(job_ids: list[Any], *, base_url: str, storage: Any,
         variants = row["variants"]
         if variants is not None and not isinstance(variants, list):
             row["variants"] = projection.as_json(variants)
-        target = sets[row["job_id"]]
-        if row["storage_key"]:
-            target.stored.append(_image_view(row, base_url, describe))
-        else:
-            target.failed.append({"source_url": row["source_url"], "filename": row["filename"],
-                                  "group_id": str(row["item_id"]), "error": row["error"]})
-    return sets
+    return rows
+
+
+def _failed_view(row: dict[str, Any]) -> FailedImageView:
+    return {"source_url": row["source_url"], "filename": row["filename"], "group_id": str(row["item_id"]),
+            "error": row["error"]}
+
+
+async def job_image_page(job_id: Any, *, failed: bool, after: tuple[int, int] | None, limit: int, base_url: str,
+                         storage: Any) -> tuple[list[dict[str, Any]], tuple[int, int] | None]:
+    """One keyset page of a job's stored (or failed) images in result order (item position, then image
+    position) after `after`, across items: one query per page whatever the number of items. For exports that
+    stream a whole job in flat memory. Returns (views, the key to continue after; None at the end)."""
+    conn = projection.connection()
+    after_item, after_image = after if after is not None else (-1, -1)
+    job, item_pos, image_pos, first = projection.marks(conn, 4)
+    sql = (f'SELECT {projection.columns("i", _IMAGE_COLUMNS)}, t."position" AS "item_position", i."position" AS '
+           f'"image_position" FROM "images" i JOIN "job_items" t ON t."id" = i."item_id" WHERE i."job_id" = {job} '
+           f'AND i."storage_key" IS {"" if failed else "NOT "}NULL AND (t."position" > {item_pos} OR '
+           f'(t."position" = {item_pos if not projection.is_sqlite(conn) else "?"} AND i."position" > {image_pos})) '
+           f'ORDER BY t."position", i."position" LIMIT {first}')
+    params: list[Any] = [str(job_id), after_item]
+    if projection.is_sqlite(conn):
+        params.append(after_item)
+    params += [after_image, limit]
+    rows = _typed(conn, await projection.rows(conn, sql, params))
+    last = (int(rows[-1]["item_position"]), int(rows[-1]["image_position"])) if len(rows) == limit else None
+    describe = storage.describe if storage is not None else None
+    views: list[dict[str, Any]] = []
+    for row in rows:
+        del row["item_position"], row["image_position"]
+        views.append(dict(_failed_view(row)) if failed else dict(_image_view(row, base_url, describe)))
+    return views, last
 
 
 def parse_uuid(value: Any) -> uuid.UUID | None:
@@ -259,27 +295,6 @@ def parse_uuid(value: Any) -> uuid.UUID | None:
         return uuid.UUID(str(value))
     except ValueError:
         return None
-
-
-async def image_page(job_id: Any, *, item_id: Any, after_position: int, limit: int, base_url: str,
-                     storage: Any) -> list[dict[str, Any]]:
-    """One keyset page of an item's image rows (stored and failed) past `after_position`, in position order;
-    each row is `_image_view` shaped for stored images, the failed shape otherwise, and keeps `position`.
-    For exports that stream a whole job in flat memory."""
-    rows = await Image.filter(job_id=job_id, item_id=item_id, position__gt=after_position).order_by("position") \
-        .limit(limit).values("position", *_IMAGE_COLUMNS)
-    describe = storage.describe if storage is not None else None
-    out: list[dict[str, Any]] = []
-    for row in rows:
-        position = row.pop("position")
-        if row["storage_key"]:
-            view: dict[str, Any] = dict(_image_view(row, base_url, describe))
-        else:
-            view = {"source_url": row["source_url"], "filename": row["filename"],
-                    "group_id": str(row["item_id"]), "error": row["error"], "failed": True}
-        view["position"] = position
-        out.append(view)
-    return out
 
 
 async def item_rows_page(job_id: Any, *, first: int, after: str | None) -> Page[ItemView]:
