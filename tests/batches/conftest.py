@@ -13,7 +13,14 @@ import pytest
 
 from tests.pages import serve_pages
 from tests.receiver import Receiver, run_receiver
-from tests.support import Backend, ServerProcess, create_pg_database, drop_pg_database, free_port, migrate
+from tests.support import (
+    Backend,
+    ServerProcess,
+    create_pg_database,
+    drop_pg_database,
+    migrate,
+    moto_server,
+)
 
 
 @pytest.fixture(scope="session")
@@ -54,15 +61,8 @@ class S3Server:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        moto.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

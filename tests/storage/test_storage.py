@@ -12,20 +12,13 @@ import pytest
 from imageextract.config import Settings
 from imageextract.storage import StorageKeyError, StorageNotFound, build_storage, content_key
 from imageextract.storage.local import LocalStorage
-from tests.support import free_port
+from tests.support import moto_server
 
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def _s3_settings(endpoint: str, bucket: str, tmp_path: Path) -> Settings:
