@@ -45,7 +45,8 @@ class Statement:
     """One statement with `:name` parameters. `await st.execute(conn, name=value)` answers the rows affected;
     `await st.rows(...)` the rows (for SELECT and `... RETURNING`). `conn`: a transaction, else the default.
     `text` may be a function, called on first use: column lists come from the models, complete only once
-    Tortoise is initialised."""
+    Tortoise is initialised. A parameter is `:name` not preceded by a word character or a colon (so `::cast`
+    and `"a:b"` are left alone); do not put ` :word` inside a string literal, pass it as a parameter."""
 
     def __init__(self, text: str | Callable[[], str]) -> None:
         self._text = text
