@@ -13,7 +13,7 @@ import httpx
 import pytest
 from tortoise import Tortoise
 
-from tests.support import Backend, ServerProcess, create_pg_database, drop_pg_database, migrate
+from tests.support import Backend, ServerProcess, drop_pg_database, migrate, pg_database_or_skip
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
@@ -21,10 +21,11 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     data_dir = Path(tempfile.mkdtemp(prefix=f"ie-{request.param}-"))
     url: str | None = None
     if request.param == "postgres":
-        url = create_pg_database()
-        if url is None:
+        try:
+            url = pg_database_or_skip()
+        except BaseException:
             shutil.rmtree(data_dir, ignore_errors=True)
-            pytest.skip("Postgres not configured or not reachable (IMAGEEXTRACT_TEST_DATABASE_URL)")
+            raise
     b = Backend(name=request.param, data_dir=data_dir, database_url=url)
     migrate(b)
     yield b

@@ -100,6 +100,17 @@ def create_pg_database() -> str | None:
     return f"{base}/{name}"
 
 
+def pg_database_or_skip() -> str:
+    """`create_pg_database()`, skipping the test when Postgres is not configured (a run that requires services
+    fails in create_pg_database instead)."""
+    import pytest
+
+    url = create_pg_database()
+    if url is None:
+        pytest.skip("Postgres not configured or not reachable (IMAGEEXTRACT_TEST_DATABASE_URL)")
+    return url
+
+
 def drop_pg_database(url: str) -> None:
     name = url.rsplit("/", 1)[1]
     asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -16,10 +16,10 @@ from tests.receiver import Receiver, run_receiver
 from tests.support import (
     Backend,
     ServerProcess,
-    create_pg_database,
     drop_pg_database,
     migrate,
     moto_server,
+    pg_database_or_skip,
 )
 
 
@@ -72,9 +72,7 @@ def s3_server(request: pytest.FixtureRequest, moto_endpoint: str) -> Iterator[S3
 
     url = None
     if request.param == "postgres":
-        url = create_pg_database()
-        if url is None:
-            pytest.skip("Postgres not configured or not reachable (IMAGEEXTRACT_TEST_DATABASE_URL)")
+        url = pg_database_or_skip()
     bucket = f"ie-results-{secrets.token_hex(4)}"
     boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1", aws_access_key_id="test",
                  aws_secret_access_key="test").create_bucket(Bucket=bucket)

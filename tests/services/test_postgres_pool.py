@@ -8,10 +8,12 @@ from tortoise import connections
 
 from tests.support import Backend
 
+# The asyncpg pool exists on Postgres only: these run on that backend alone.
+postgres_only = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
+
+@postgres_only
 async def test_a_transaction_left_open_is_rolled_back_on_release(db: Backend) -> None:
-    if db.name != "postgres":
-        pytest.skip("the asyncpg pool is Postgres only")
     client = connections.get("default")
     await client.execute_query("SELECT 1")  # the pool opens on first use
     pool = client._pool
@@ -32,11 +34,10 @@ async def test_a_transaction_left_open_is_rolled_back_on_release(db: Backend) ->
     assert pid in seen
 
 
+@postgres_only
 async def test_released_connections_skip_the_reset_query(db: Backend) -> None:
     """No `RESET ALL` round trip per release: seen by its effect, a session setting that RESET ALL would undo
     survives the release (our code sets none; this one is undone by hand)."""
-    if db.name != "postgres":
-        pytest.skip("the asyncpg pool is Postgres only")
     client = connections.get("default")
     await client.execute_query("SELECT 1")
     pool = client._pool
