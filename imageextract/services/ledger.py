@@ -19,6 +19,7 @@ from imageextract.context import Context
 from imageextract.errors import InsufficientCredits, NotFound, ValidationError
 from imageextract.models import Account, LedgerEntry
 from imageextract.services.pagination import Page, keyset_page
+from imageextract.services.sql import Statement
 
 
 async def _apply(
@@ -65,13 +66,14 @@ async def _apply(
     )
 
 
+_ADD_CREDITS = Statement('UPDATE "accounts" SET "credits"="credits"+:amount WHERE "id"=:id AND "credits">=:floor '
+                         'RETURNING "credits"')
+
+
 async def _add_credits(conn: Any, account_id: str, amount: int) -> int | None:
     """`credits += amount` unless that would go below zero; the new balance, or None when refused. One
     statement (UPDATE ... RETURNING, on SQLite >= 3.35 and Postgres alike) instead of an UPDATE and a read."""
-    marks = ("?", "?", "?") if conn.capabilities.dialect == "sqlite" else ("$1", "$2", "$3")
-    rows = await conn.execute_query_dict(
-        f'UPDATE "accounts" SET "credits"="credits"+{marks[0]} WHERE "id"={marks[1]} AND "credits">={marks[2]} '
-        f'RETURNING "credits"', [amount, account_id, max(0, -amount)])
+    rows = await _ADD_CREDITS.rows(conn, amount=amount, id=account_id, floor=max(0, -amount))
     return int(rows[0]["credits"]) if rows else None
 
 

@@ -21,16 +21,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from tortoise import connections
 from tortoise.models import Model
+
+from imageextract.services.projection import connection as default_connection
 
 M = TypeVar("M", bound=Model)
 
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
-
-
-def default_connection() -> Any:
-    return connections.get("default")
 
 
 def _db_value(value: Any) -> Any:
