@@ -115,3 +115,5 @@ class Image(Model):
     class Meta:
         table = "images"
         unique_together = (("item", "position"),)
+        # A job's images, stored or not (results, pages, exports): migration 0008.
+        indexes = (Index(fields=("job_id", "storage_key"), name="images_job_stored"),)

@@ -10,7 +10,8 @@ from strawberry.dataloader import DataLoader
 
 from imageextract.context import Context
 from imageextract.services import jobs
-from imageextract.services.job_views import ImageSet, ItemView, item_views
+from imageextract.services.job_views import ItemView, JobView, item_views
+from imageextract.services.pagination import Page
 
 
 async def _items_by_job(job_ids: list[Any]) -> list[list[ItemView]]:
@@ -22,12 +23,19 @@ async def _items_by_job(job_ids: list[Any]) -> list[list[ItemView]]:
 class Loaders:
     ctx: Context
     items_by_job: DataLoader[Any, list[ItemView]] = field(init=False)
-    images_by_job: DataLoader[Any, ImageSet] = field(init=False)
+    first_image_pages: DataLoader[tuple[str, bool, int], Page[Any]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.items_by_job = DataLoader(load_fn=_items_by_job)
-        self.images_by_job = DataLoader(load_fn=self._images_by_job)
+        self.first_image_pages = DataLoader(load_fn=self._first_image_pages)
 
-    async def _images_by_job(self, job_ids: list[Any]) -> list[ImageSet | BaseException]:
-        """Each job's result under the REST rule (result_of): an error for a job that is not readable."""
-        return list(await jobs.results_of(self.ctx, [str(j) for j in job_ids]))
+    async def image_page(self, job: JobView, *, failed: bool, first: int, after: str | None) -> Page[Any]:
+        """`Job.images` / `Job.failedImages`: a first page is batched with the other jobs' of this request
+        (a list of jobs with their images is one image query), a later page read on its own."""
+        if after is not None:
+            return await jobs.images_page(self.ctx, job, failed=failed, first=first, after=after)
+        jobs.check_readable(job)
+        return await self.first_image_pages.load((job.id, failed, first))
+
+    async def _first_image_pages(self, keys: list[tuple[str, bool, int]]) -> list[Page[Any]]:
+        return await jobs.first_image_pages(self.ctx, keys)

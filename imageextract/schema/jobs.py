@@ -15,7 +15,7 @@ from imageextract.schema.pagination import Connection
 from imageextract.schema.webhooks import WebhookDelivery
 from imageextract.services.job_callbacks import job_deliveries
 from imageextract.services.job_views import FailedImageView, ImageView, ItemView, JobView
-from imageextract.services.jobs import images_page, items_page
+from imageextract.services.jobs import items_page
 from imageextract.services.result_exports import export_path
 
 
@@ -131,6 +131,7 @@ class Job:
     started_at: datetime | None
     finished_at: datetime | None
     result_url: str | None
+    view: strawberry.Private[JobView]  # what the fields were read from: the result rule reads it
 
     @strawberry.field(description="The job's items (one per source) in position order.")
     async def items(self, info: Info[GQLContext, None], first: int = 100,
@@ -145,18 +146,14 @@ class Job:
     async def images(self, info: Info[GQLContext, None], first: int = 100,
                      after: str | None = None) -> Connection[ImageResult]:
 
-        loaded = await info.context.loaders.images_by_job.load(str(self.id)) if after is None else None
-        page = await images_page(info.context.ctx, str(self.id), failed=False, first=first, after=after,
-                                 loaded=loaded)
+        page = await info.context.loaders.image_page(self.view, failed=False, first=first, after=after)
         return Connection.of(page, _view)  # the views as they are: the default resolver reads dicts
 
     @strawberry.field(description="Images found whose bytes could not be fetched (same rule as images).")
     async def failed_images(self, info: Info[GQLContext, None], first: int = 100,
                             after: str | None = None) -> Connection[FailedImage]:
 
-        loaded = await info.context.loaders.images_by_job.load(str(self.id)) if after is None else None
-        page = await images_page(info.context.ctx, str(self.id), failed=True, first=first, after=after,
-                                 loaded=loaded)
+        page = await info.context.loaders.image_page(self.view, failed=True, first=first, after=after)
         return Connection.of(page, _view)
 
     @strawberry.field(description="Webhook deliveries about this job (its own callback and its project's "
@@ -182,7 +179,7 @@ class Job:
             error_code=job.error_code, error_message=job.error_message,
             retry_of=strawberry.ID(job.retry_of) if job.retry_of else None, created_at=job.created_at,
             updated_at=job.updated_at, started_at=job.started_at, finished_at=job.finished_at,
-            result_url=job.result_url,
+            result_url=job.result_url, view=job,
         )
 
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, TypedDict
 
 from imageextract.errors import ValidationError
-from imageextract.models import Image, Job, JobItem
+from imageextract.models import Job, JobItem
 from imageextract.services import projection
 from imageextract.services.pagination import Page, check_first, decode_cursor, encode_cursor, keyset_page
 
@@ -313,37 +313,67 @@ def list_page(rows: list[Any], *, first: int, start: int, cursor: Any) -> Page[A
                 cursors=[cursor(start + i, r) for i, r in enumerate(window)])
 
 
-def index_cursor(index: int, row: Any = None) -> str:
-    """Images of a readable (finished) job never change, so their cursor is their index in result order."""
-    return encode_cursor([index, "image"])
+def _image_cursor(index: int, item_position: int, image_position: int) -> str:
+    """An image's place in result order: its index (for `hasPreviousPage` and `totalCount`) and its key
+    (item position, image position) that the next page starts after."""
+    return encode_cursor([index, item_position, image_position])
 
 
-def index_after(after: str | None) -> int:
-    """Where the page after cursor `after` starts."""
+def _image_after(after: str | None) -> tuple[int, tuple[int, int] | None]:
+    """(index of the first image of the page, key to start after) for the cursor `after`."""
     if after is None:
-        return 0
-    index, tag = decode_cursor(after, size=2)
-    if tag != "image" or not isinstance(index, int) or index < 0:
+        return 0, None
+    values = decode_cursor(after, size=3)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
         raise ValidationError("Invalid cursor", details={"field": "after"})
-    return index + 1
+    index, item_position, image_position = values
+    return index + 1, (item_position, image_position)
 
 
-async def image_rows_page(job_id: Any, *, failed: bool, first: int, after: str | None, base_url: str,
-                          storage: Any) -> Page[Any]:
-    """A job's stored (or failed) images in result order (item position, then position), by cursor."""
+async def image_pages(job_ids: list[Any], *, failed: bool, first: int, after: str | None = None, base_url: str,
+                      storage: Any) -> dict[str, Page[Any]]:
+    """The first `first` stored (or failed) images of each job in result order (item position, then image
+    position), after the cursor `after`, with their cursors and the job's total: one statement for all the
+    jobs (GraphQL's loader batches `Job.images` through this).
+
+    Each job's part walks its items in position order (index `(job_id, position)`) and each item's images in
+    position order (index `(item_id, position)`) and stops after `first` rows: a page costs its own rows,
+    not the job's (no sort of every image of the job, no OFFSET over the pages before). The total is a count
+    over the index `(job_id, storage_key)`."""
     check_first(first)
-    start = index_after(after)
-    query = Image.filter(job_id=job_id, storage_key__isnull=failed)
-    total = await query.count()
-    found = await query.order_by("item__position", "position").offset(start).limit(first) \
-        .values(*_IMAGE_COLUMNS)
+    start, key = _image_after(after)
+    pages: dict[str, Page[Any]] = {str(j): Page(rows=[], total=start, has_next=False, has_previous=start > 0)
+                                   for j in job_ids}
+    if not pages:
+        return pages
+    conn = projection.connection()
+    stored = "" if failed else "NOT "
+    item_position, image_position = key if key is not None else (-1, -1)
+    params: list[Any] = []
+    parts: list[str] = []
+    for job_id in pages:
+        job, job_again, from_item, item, image, limit = projection.marks(conn, 6, start=len(params) + 1)
+        params += [job_id, job_id, item_position, item_position, image_position, first]
+        # CROSS JOIN: SQLite keeps the join order written (items, then their images), so both indexes serve.
+        parts.append(
+            f'SELECT * FROM (SELECT {projection.columns("i", _IMAGE_COLUMNS)}, t."position" AS "item_position", '
+            f'i."position" AS "image_position", (SELECT COUNT(*) FROM "images" c WHERE c."job_id" = {job_again} '
+            f'AND c."storage_key" IS {stored}NULL) AS "total" FROM "job_items" t CROSS JOIN "images" i '
+            f'WHERE t."job_id" = {job} AND t."position" >= {from_item} AND i."item_id" = t."id" AND '
+            f'i."storage_key" IS {stored}NULL AND (t."position" > {item} OR i."position" > {image}) '
+            f'ORDER BY t."position", i."position" LIMIT {limit}) p{len(parts)}')
     describe = storage.describe if storage is not None else None
-    rows: list[Any] = []
+    totals: dict[str, int] = {}
+    found = _typed(conn, await projection.rows(conn, " UNION ALL ".join(parts), params))
+    found.sort(key=lambda r: (r["item_position"], r["image_position"]))  # a union's order is not promised
     for row in found:
-        if failed:
-            rows.append({"source_url": row["source_url"], "filename": row["filename"],
-                         "group_id": str(row["item_id"]), "error": row["error"]})
-        else:
-            rows.append(_image_view(row, base_url, describe))
-    return Page(rows=rows, total=total, has_next=start + len(rows) < total, has_previous=start > 0,
-                cursors=[index_cursor(start + i) for i in range(len(rows))])
+        page = pages[row["job_id"]]
+        totals[row["job_id"]] = int(row.pop("total"))
+        page.cursors.append(_image_cursor(start + len(page.rows), int(row.pop("item_position")),
+                                          int(row.pop("image_position"))))
+        page.rows.append(_failed_view(row) if failed else _image_view(row, base_url, describe))
+    for job_id, page in pages.items():
+        # A job with no row here has nothing after the cursor: its total is where the cursor stood.
+        page.total = max(totals.get(job_id, start), start + len(page.rows))
+        page.has_next = start + len(page.rows) < page.total
+    return pages

@@ -11,7 +11,6 @@ from tortoise.transactions import in_transaction
 from imageextract.context import Context
 from imageextract.errors import (
     Conflict,
-    DomainError,
     Forbidden,
     NotFound,
     NotReady,
@@ -27,15 +26,12 @@ from imageextract.services.job_views import (
     ItemView,
     JobStatus,
     JobView,
-    image_rows_page,
+    image_pages,
     image_views,
-    image_views_of,
-    index_cursor,
     item_rows_page,
     item_views,
     job_view,
     list_page,
-    parse_uuid,
 )
 from imageextract.services.pagination import Page, encode_cursor
 from imageextract.services.pipeline import _after_terminal
@@ -107,26 +103,18 @@ async def result_of(ctx: Context, job_id: str) -> tuple[JobView, ImageSet]:
     return view, await image_views(view.id, base_url=ctx.base_url or "", storage=ctx.services.storage)
 
 
-async def results_of(ctx: Context, job_ids: list[str]) -> list[ImageSet | DomainError]:
-    """`result_of` for several jobs in two queries (GraphQL batches `Job.images` through this):
-    each job's images, or the error `result_of` would raise for it."""
-    ctx.check_credentials()
-    parsed = {j: parse_uuid(j) for j in job_ids}
-    found = {str(j.id): j for j in await Job.filter(id__in=[u for u in parsed.values() if u is not None])}
-    answers: dict[str, ImageSet | DomainError] = {}
-    readable: list[str] = []
-    for job_id in job_ids:
-        job = found.get(str(parsed[job_id])) if parsed[job_id] is not None else None
-        try:
-            if job is None:
-                raise NotFound("Job not found", details={"job_id": job_id})
-            check_access(ctx, job)
-            check_readable(job_view(job))
-            readable.append(str(job.id))
-        except DomainError as exc:
-            answers[job_id] = exc
-    sets = await image_views_of(readable, base_url=ctx.base_url or "", storage=ctx.services.storage)
-    return [answers.get(j) or sets[str(parsed[j])] for j in job_ids]
+async def first_image_pages(ctx: Context, keys: list[tuple[str, bool, int]]) -> list[Page[Any]]:
+    """The first page of images for each (job id, failed, first) of jobs whose result is readable (the
+    caller checked it), one query per distinct (failed, first): GraphQL batches `Job.images` through this."""
+    groups: dict[tuple[bool, int], list[str]] = {}
+    for job_id, failed, first in keys:
+        groups.setdefault((failed, first), []).append(job_id)
+    storage = ctx.services.storage if ctx.services is not None else None
+    found: dict[tuple[str, bool, int], Page[Any]] = {}
+    for (failed, first), job_ids in groups.items():
+        pages = await image_pages(job_ids, failed=failed, first=first, base_url=ctx.base_url or "", storage=storage)
+        found.update({(job_id, failed, first): pages[job_id] for job_id in job_ids})
+    return [found[key] for key in keys]
 
 
 async def cancel_job(ctx: Context, job_id: str) -> JobView:
@@ -183,13 +171,10 @@ async def items_page(ctx: Context, job_id: str, *, first: int, after: str | None
     return await item_rows_page(job.id, first=first, after=after)
 
 
-async def images_page(ctx: Context, job_id: str, *, failed: bool, first: int, after: str | None,
-                      loaded: ImageSet | None = None) -> Page[Any]:
-    """The result's images (or failed images), by cursor, under the result rule (GraphQL `Job.images`).
-    The first page may come from `loaded` (what `results_of` read for many jobs in one batch)."""
-    if after is None and loaded is not None:
-        return list_page(loaded.failed if failed else loaded.stored, first=first, start=0, cursor=index_cursor)
-    view = job_view(await get_job(ctx, job_id))
-    check_readable(view)
-    return await image_rows_page(view.id, failed=failed, first=first, after=after, base_url=ctx.base_url or "",
-                                 storage=ctx.services.storage if ctx.services is not None else None)
+async def images_page(ctx: Context, job: JobView, *, failed: bool, first: int, after: str | None) -> Page[Any]:
+    """A page of the result's images (or failed images) by cursor, under the result rule (GraphQL
+    `Job.images` on a job its resolver read: `read_job` checked access)."""
+    check_readable(job)
+    pages = await image_pages([job.id], failed=failed, first=first, after=after, base_url=ctx.base_url or "",
+                              storage=ctx.services.storage if ctx.services is not None else None)
+    return pages[str(job.id)]

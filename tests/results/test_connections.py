@@ -3,12 +3,14 @@ REST door lists them."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from imageextract.models import Image, JobItem
-from tests.results.conftest import graphql
+from imageextract.services.pagination import encode_cursor
+from tests.results.conftest import graphql, seed_job
 from tests.results.test_exports import seed_done_job_with_images
 
 
@@ -108,3 +110,47 @@ async def test_dashboard_keys_by_cursor(server: Any, account: dict[str, Any]) ->
     assert total == 3 and len({n["id"] for n in nodes}) == 3 and all(n["status"] == "active" for n in nodes)
     theirs, _ = await walk(server.base_url, account["headers"], q, ["dashboardKeys"], {}, 5)
     assert not {n["id"] for n in theirs} & {n["id"] for n in nodes}, "each user lists only their own keys"
+
+
+async def test_job_list_pages_each_jobs_images(server: Any, account: dict[str, Any]) -> None:
+    """`jobs { nodes { images(first:) } }` reads every listed job's first page in one batch: each job gets
+    its own images, in result order, with its own total and cursor; a job whose result is not readable
+    answers the result rule's error at its own path, and the others still answer."""
+    h = account["headers"]
+    sizes = {"a": 3, "b": 1, "c": 4}
+    done = {name: await seed_done_job_with_images(account, [{"filename": f"{name}{i}.png"} for i in range(n)])
+            for name, n in sizes.items()}
+    await Image.create(job_id=done["c"], item_id=(await JobItem.get(job_id=done["c"])).id, position=9,
+                       source_kind="img", filename="c-lost.png", error="HTTP 404")
+    query = ("{ jobs(first: 10) { nodes { id status images(first: 2) { totalCount nodes { filename } pageInfo { "
+             "hasNextPage hasPreviousPage endCursor } } failedImages(first: 2) { totalCount nodes { filename } } } } }")
+    data, errors = await graphql(server.base_url, h, query)
+    assert errors is None and data is not None
+    by_id = {node["id"]: node for node in data["jobs"]["nodes"]}
+    for name, n in sizes.items():
+        images = by_id[done[name]]["images"]
+        assert [i["filename"] for i in images["nodes"]] == [f"{name}{i}.png" for i in range(min(2, n))]
+        assert images["totalCount"] == n and images["pageInfo"]["hasNextPage"] is (n > 2)
+        assert images["pageInfo"]["hasPreviousPage"] is False
+    assert by_id[done["c"]]["failedImages"] == {"totalCount": 1, "nodes": [{"filename": "c-lost.png"}]}
+    assert by_id[done["a"]]["failedImages"] == {"totalCount": 0, "nodes": []}
+    # The rest of one job's images, from its end cursor: the page after holds exactly what the first left out.
+    after = by_id[done["c"]]["images"]["pageInfo"]["endCursor"]
+    more, errors = await graphql(server.base_url, h, "query($id: ID!, $after: String) { job(id: $id) { images("
+                                 "first: 5, after: $after) { totalCount nodes { filename } pageInfo { hasNextPage "
+                                 "hasPreviousPage } } } }", {"id": done["c"], "after": after})
+    assert errors is None and more is not None
+    assert more["job"]["images"] == {"totalCount": 4, "nodes": [{"filename": "c2.png"}, {"filename": "c3.png"}],
+                                     "pageInfo": {"hasNextPage": False, "hasPreviousPage": True}}
+    # A running job in the same list: the result rule's error, at that job's path (images is non-null, so
+    # the list is withheld as GraphQL requires, not served with a hole).
+    await seed_job(account["account_id"], project_id=account["project_id"], status="processing",
+                             created_at=datetime.now(UTC))
+    data, errors = await graphql(server.base_url, h, query)
+    assert errors is not None and len(errors) == 1
+    assert errors[0]["extensions"]["code"] == "not_ready" and errors[0]["path"] == ["jobs", "nodes", 0, "images"]
+    # A cursor that is not one of ours (or names another list) is a validation error, not a 500.
+    for bad in ("bm90LWEtY3Vyc29y", encode_cursor([0, "image"]), encode_cursor([-1, 0, 0])):
+        data, errors = await graphql(server.base_url, h, "query($id: ID!, $after: String) { job(id: $id) { images("
+                                     "first: 5, after: $after) { totalCount } } }", {"id": done["a"], "after": bad})
+        assert errors and errors[0]["extensions"]["code"] == "validation_error", bad
