@@ -217,31 +217,62 @@ class ImageSet:
 
 async def image_views(job_id: Any, *, base_url: str, storage: Any, item_id: Any = None) -> ImageSet:
     """The job's images (or one item's) in source order then position: stored ones, and failed ones apart."""
-    return (await image_views_of([job_id], base_url=base_url, storage=storage, item_id=item_id))[str(job_id)]
-
-
-async def image_views_of(job_ids: list[Any], *, base_url: str, storage: Any,
-                         item_id: Any = None) -> dict[str, ImageSet]:
-    """`image_views` for several jobs in one query (plain rows: services/projection)."""
-    sets = {str(j): ImageSet(stored=[], failed=[]) for j in job_ids}
-    if not sets:
-        return sets
-    conn = projection.connection()
-    params: list[Any] = list(sets)
-    where = f'i."job_id" IN ({", ".join(projection.marks(conn, len(params)))})'
-    if item_id is not None:
-        where += f' AND i."item_id" = {projection.marks(conn, 1, start=len(params) + 1)[0]}'
-        params.append(str(item_id))
-    sql = (f'SELECT {projection.columns("i", _IMAGE_COLUMNS)} FROM "images" i JOIN "job_items" t ON t."id" = '
-           f'i."item_id" WHERE {where} ORDER BY i."job_id", t."position", i."position"')
+    found = ImageSet(stored=[], failed=[])
     describe = storage.describe if storage is not None else None
-    for row in _typed(conn, await projection.rows(conn, sql, params)):
-        target = sets[row["job_id"]]
+    for row in await _image_rows([job_id], stored=None, item_id=item_id):
+        del row["item_position"], row["image_position"]
         if row["storage_key"]:
-            target.stored.append(_image_view(row, base_url, describe))
+            found.stored.append(_image_view(row, base_url, describe))
         else:
-            target.failed.append(_failed_view(row))
-    return sets
+            found.failed.append(_failed_view(row))
+    return found
+
+
+async def _image_rows(job_ids: list[Any], *, stored: bool | None, after: tuple[int, int] | None = None,
+                      limit: int | None = None, item_id: Any = None, count: bool = False) -> list[dict[str, Any]]:
+    """Image rows of each job (stored ones, failed ones, or both: `stored` None) in result order (item
+    position, then image position), after the key `after` (item position, image position), at most `limit`
+    a job, each with its `item_position` and `image_position` (and with `count`, its job's `total` of
+    images of that kind): one statement, plain rows (services/projection).
+
+    Each job's part walks its items in position order (index `(job_id, position)`) and each item's images in
+    position order (index `(item_id, position)`), and stops after `limit` rows: a page costs its own rows,
+    not the job's (no sort of every image of the job, no OFFSET over the pages before). The count runs on
+    the index `(job_id, storage_key)`."""
+    conn = projection.connection()
+    kind = "" if stored is None else f' AND i."storage_key" IS {"NOT " if stored else ""}NULL'
+    item_position, image_position = after if after is not None else (-1, -1)
+    params: list[Any] = []
+    parts: list[str] = []
+
+    def mark(value: Any) -> str:
+        params.append(value)
+        return projection.marks(conn, 1, start=len(params))[0]
+
+    for job_id in job_ids:
+        total = ""
+        if count:
+            total = (f', (SELECT COUNT(*) FROM "images" c WHERE c."job_id" = {mark(str(job_id))} '
+                     f'AND c."storage_key" IS {"NOT " if stored else ""}NULL) AS "total"')
+        where = f't."job_id" = {mark(str(job_id))}'
+        if item_id is not None:
+            where += f' AND t."id" = {mark(str(item_id))}'
+        if after is not None:
+            where += (f' AND t."position" >= {mark(item_position)} AND (t."position" > {mark(item_position)} OR '
+                      f'i."position" > {mark(image_position)})')
+        # CROSS JOIN: SQLite keeps the join order written (items, then their images), so both indexes serve.
+        parts.append(
+            f'SELECT * FROM (SELECT {projection.columns("i", _IMAGE_COLUMNS)}, t."position" AS "item_position", '
+            f'i."position" AS "image_position"{total} FROM "job_items" t CROSS JOIN "images" i WHERE {where} AND '
+            f'i."item_id" = t."id"{kind} ORDER BY t."position", i."position"'
+            f'{f" LIMIT {mark(limit)}" if limit is not None else ""}) p{len(parts)}')
+    if not parts:
+        return []
+    rows = _typed(conn, await projection.rows(conn, " UNION ALL ".join(parts), params))
+    if len(parts) > 1:  # a union's order is not promised
+        order = {str(j): n for n, j in enumerate(job_ids)}
+        rows.sort(key=lambda r: (order[r["job_id"]], r["item_position"], r["image_position"]))
+    return rows
 
 
 def _typed(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -265,22 +296,10 @@ def _failed_view(row: dict[str, Any]) -> FailedImageView:
 
 async def job_image_page(job_id: Any, *, failed: bool, after: tuple[int, int] | None, limit: int, base_url: str,
                          storage: Any) -> tuple[list[dict[str, Any]], tuple[int, int] | None]:
-    """One keyset page of a job's stored (or failed) images in result order (item position, then image
-    position) after `after`, across items: one query per page whatever the number of items. For exports that
-    stream a whole job in flat memory. Returns (views, the key to continue after; None at the end)."""
-    conn = projection.connection()
-    after_item, after_image = after if after is not None else (-1, -1)
-    job, item_pos, image_pos, first = projection.marks(conn, 4)
-    sql = (f'SELECT {projection.columns("i", _IMAGE_COLUMNS)}, t."position" AS "item_position", i."position" AS '
-           f'"image_position" FROM "images" i JOIN "job_items" t ON t."id" = i."item_id" WHERE i."job_id" = {job} '
-           f'AND i."storage_key" IS {"" if failed else "NOT "}NULL AND (t."position" > {item_pos} OR '
-           f'(t."position" = {item_pos if not projection.is_sqlite(conn) else "?"} AND i."position" > {image_pos})) '
-           f'ORDER BY t."position", i."position" LIMIT {first}')
-    params: list[Any] = [str(job_id), after_item]
-    if projection.is_sqlite(conn):
-        params.append(after_item)
-    params += [after_image, limit]
-    rows = _typed(conn, await projection.rows(conn, sql, params))
+    """One keyset page of a job's stored (or failed) images in result order after `after`, across items:
+    one statement per page whatever the number of items. For exports that stream a whole job in flat
+    memory. Returns (views, the key to continue after; None at the end)."""
+    rows = await _image_rows([job_id], stored=not failed, after=after, limit=limit)
     last = (int(rows[-1]["item_position"]), int(rows[-1]["image_position"])) if len(rows) == limit else None
     describe = storage.describe if storage is not None else None
     views: list[dict[str, Any]] = []
@@ -332,41 +351,16 @@ def _image_after(after: str | None) -> tuple[int, tuple[int, int] | None]:
 
 async def image_pages(job_ids: list[Any], *, failed: bool, first: int, after: str | None = None, base_url: str,
                       storage: Any) -> dict[str, Page[Any]]:
-    """The first `first` stored (or failed) images of each job in result order (item position, then image
-    position), after the cursor `after`, with their cursors and the job's total: one statement for all the
-    jobs (GraphQL's loader batches `Job.images` through this).
-
-    Each job's part walks its items in position order (index `(job_id, position)`) and each item's images in
-    position order (index `(item_id, position)`) and stops after `first` rows: a page costs its own rows,
-    not the job's (no sort of every image of the job, no OFFSET over the pages before). The total is a count
-    over the index `(job_id, storage_key)`."""
+    """The first `first` stored (or failed) images of each job in result order after the cursor `after`,
+    with their cursors and the job's total: one statement for all the jobs (GraphQL's loader batches
+    `Job.images` through this)."""
     check_first(first)
     start, key = _image_after(after)
     pages: dict[str, Page[Any]] = {str(j): Page(rows=[], total=start, has_next=False, has_previous=start > 0)
                                    for j in job_ids}
-    if not pages:
-        return pages
-    conn = projection.connection()
-    stored = "" if failed else "NOT "
-    item_position, image_position = key if key is not None else (-1, -1)
-    params: list[Any] = []
-    parts: list[str] = []
-    for job_id in pages:
-        job, job_again, from_item, item, image, limit = projection.marks(conn, 6, start=len(params) + 1)
-        params += [job_id, job_id, item_position, item_position, image_position, first]
-        # CROSS JOIN: SQLite keeps the join order written (items, then their images), so both indexes serve.
-        parts.append(
-            f'SELECT * FROM (SELECT {projection.columns("i", _IMAGE_COLUMNS)}, t."position" AS "item_position", '
-            f'i."position" AS "image_position", (SELECT COUNT(*) FROM "images" c WHERE c."job_id" = {job_again} '
-            f'AND c."storage_key" IS {stored}NULL) AS "total" FROM "job_items" t CROSS JOIN "images" i '
-            f'WHERE t."job_id" = {job} AND t."position" >= {from_item} AND i."item_id" = t."id" AND '
-            f'i."storage_key" IS {stored}NULL AND (t."position" > {item} OR i."position" > {image}) '
-            f'ORDER BY t."position", i."position" LIMIT {limit}) p{len(parts)}')
     describe = storage.describe if storage is not None else None
     totals: dict[str, int] = {}
-    found = _typed(conn, await projection.rows(conn, " UNION ALL ".join(parts), params))
-    found.sort(key=lambda r: (r["item_position"], r["image_position"]))  # a union's order is not promised
-    for row in found:
+    for row in await _image_rows(list(pages), stored=not failed, after=key, limit=first, count=True):
         page = pages[row["job_id"]]
         totals[row["job_id"]] = int(row.pop("total"))
         page.cursors.append(_image_cursor(start + len(page.rows), int(row.pop("item_position")),
