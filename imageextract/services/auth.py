@@ -36,24 +36,33 @@ LAST_USED_EVERY = timedelta(seconds=60)
 # What a key may do: project keys act as members of their account (jobs, reads), dashboard keys act
 # with the role of the user who made them.
 PROJECT_KEY_ROLE = "member"
-# Every API request reads its key and the key's account: one join, its SQL written once (services/sql.py).
+# Every API request reads its key, the key's account and (a dashboard key) its user's membership of that
+# account with the user: one statement, its SQL written once (services/sql.py).
 _KEY_AND_ACCOUNT = Statement(lambda: f"""
-    SELECT {columns(ApiKey, "k")}, {columns(Account, "a", "a__")}
-    FROM "api_keys" k JOIN "accounts" a ON a."id"=k."account_id" WHERE k."key_hash"=:digest""")
+    SELECT {columns(ApiKey, "k")}, {columns(Account, "a", "a__")}, {columns(Membership, "m", "m__")},
+           {columns(User, "u", "u__")}
+    FROM "api_keys" k JOIN "accounts" a ON a."id"=k."account_id"
+    LEFT JOIN "memberships" m ON k."kind"='dashboard' AND m."user_id"=k."user_id" AND m."account_id"=k."account_id"
+    LEFT JOIN "users" u ON u."id"=m."user_id"
+    WHERE k."key_hash"=:digest""")
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _key_with_account(digest: str) -> ApiKey | None:
+async def _key_with_account(digest: str) -> tuple[ApiKey, Membership | None] | None:
+    """The key with its account attached, and a dashboard key's membership (its user attached)."""
     rows = await _KEY_AND_ACCOUNT.rows(digest=digest)
     if not rows:
         return None
     key = load(ApiKey, rows[0])
     assert key is not None
     attach(key, "account", load(Account, rows[0], "a__"))
-    return key
+    membership = load(Membership, rows[0], "m__")
+    if membership is not None:
+        attach(membership, "user", load(User, rows[0], "u__"))
+    return key, membership
 
 
 def parse_bearer(header: str | None) -> str | None:
@@ -69,22 +78,22 @@ async def authenticate_api_key(token: str) -> Principal:
     if not token.startswith(API_KEY_PREFIX) or len(token) > 200:
         raise Unauthenticated("Invalid API key")
     digest = sha256_hex(token)
-    key = await _key_with_account(digest)
-    if key is None or not constant_time_equal(key.key_hash, digest) or key.status != "active":
+    found = await _key_with_account(digest)
+    if found is None or not constant_time_equal(found[0].key_hash, digest) or found[0].status != "active":
         raise Unauthenticated("Invalid or revoked API key")
+    key, membership = found
     account: Account = key.account
     if account.status != "active":
         raise Forbidden("This account is suspended")
     role = PROJECT_KEY_ROLE
     user: User | None = None
-    membership: Membership | None = None
     if key.kind == "dashboard":
-        membership = await Membership.filter(user_id=key.user_id,  # type: ignore[attr-defined]
-                                             account_id=account.id).select_related("user").first()
         if membership is None:
             raise Unauthenticated("This key's user is no longer a member of the account")
         role = membership.role
         user = membership.user
+    else:
+        membership = None
     await touch_key(key)
     return Principal(method="api_key", account=account, role=role, user=user, membership=membership, api_key=key)
 

@@ -36,6 +36,7 @@ from imageextract.services.job_views import (
 from imageextract.services.pagination import Page, encode_cursor
 from imageextract.services.pipeline import _after_terminal
 from imageextract.services.security import constant_time_equal, sha256_hex
+from imageextract.services.sql import Statement, load, returning
 from imageextract.services.submission import Upload, submit_job
 
 
@@ -46,12 +47,18 @@ def _parse_id(job_id: str) -> uuid.UUID:
         raise NotFound("Job not found", details={"job_id": job_id}) from None
 
 
+# Every read of a job starts here: its SQL written once (services/sql.py).
+_JOB = Statement(lambda: f'SELECT {returning(Job)} FROM "jobs" WHERE "id"=:id')
+
+
 async def get_job(ctx: Context, job_id: str) -> Job:
     """The job if the caller may see it: 404 when unknown, 403 when it belongs to someone else."""
     ctx.check_credentials()
-    job = await Job.get_or_none(id=_parse_id(job_id))
-    if job is None:
+    rows = await _JOB.rows(id=_parse_id(job_id))
+    if not rows:
         raise NotFound("Job not found", details={"job_id": job_id})
+    job = load(Job, rows[0])
+    assert job is not None
     check_access(ctx, job)
     return job
 
