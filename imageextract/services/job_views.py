@@ -305,7 +305,7 @@ async def job_image_page(job_id: Any, *, failed: bool, after: tuple[int, int] | 
     views: list[dict[str, Any]] = []
     for row in rows:
         del row["item_position"], row["image_position"]
-        views.append(dict(_failed_view(row)) if failed else dict(_image_view(row, base_url, describe)))
+        views.append(dict(_failed_view(row)) if failed else _image_view(row, base_url, describe))  # type: ignore[arg-type]
     return views, last
 
 
