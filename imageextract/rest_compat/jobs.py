@@ -13,7 +13,7 @@ from imageextract.errors import PayloadTooLarge, Unauthenticated, ValidationErro
 from imageextract.fastjson import FastJSONResponse
 from imageextract.rest_compat.common import authed_context, build_context, int_param, iso, json_body
 from imageextract.rest_compat.results import list_filters
-from imageextract.rest_compat.serializers import item_json, job_json
+from imageextract.rest_compat.serializers import items_json, job_json
 from imageextract.services import job_callbacks, job_queries, jobs, live, submission
 from imageextract.services.plans import GUEST_PLAN, get_plan
 from imageextract.transport import apply_cookies
@@ -109,7 +109,7 @@ async def get_items(request: Request) -> JSONResponse:
     """Fetch the job's items (one per source) with status, timing, errors and image counts."""
     ctx = await build_context(request)
     job, items = await jobs.job_detail(ctx, request.path_params["id"])
-    return FastJSONResponse({"job_id": job.id, "items": [item_json(i) for i in items]})
+    return FastJSONResponse({"job_id": job.id, "items": items_json(items)})
 
 
 async def get_result(request: Request) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from imageextract.models import ApiKey, LedgerEntry, Project
@@ -85,10 +86,14 @@ def job_json(job: JobView, items: list[ItemView] | None) -> dict[str, Any]:
     }
 
 
-def item_json(item: ItemView) -> dict[str, Any]:
-    return {
-        "id": item.id, "kind": item.kind, "position": item.position, "source_label": item.source_label,
-        "status": item.status, "image_count": item.image_count, "failed_image_count": item.failed_image_count,
-        "duration_ms": item.duration_ms, "error_code": item.error_code, "error_message": item.error_message,
-        "attempts": item.attempts, "warnings": list(item.warnings), "updated_at": iso(item.updated_at),
-    }
+# The documented item: exactly ItemView's fields, so a list of items is encoded from the views themselves
+# (fastjson: orjson writes a dataclass as its fields, a datetime as `iso` does), 1,000 dicts fewer.
+ITEM_FIELDS = ("id", "kind", "position", "source_label", "status", "image_count", "failed_image_count",
+               "duration_ms", "error_code", "error_message", "attempts", "warnings", "updated_at")
+if {f.name for f in dataclasses.fields(ItemView)} != set(ITEM_FIELDS):
+    raise RuntimeError("ItemView's fields are no longer the documented item's: serialise items field by field")
+
+
+def items_json(items: list[ItemView]) -> list[Any]:
+    """The items of GET /api/v1/jobs/:id/items, for `FastJSONResponse` only (see ITEM_FIELDS)."""
+    return list(items)

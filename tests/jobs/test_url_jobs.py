@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import zipfile
 from http.server import ThreadingHTTPServer
 from typing import Any
@@ -95,6 +96,12 @@ async def test_bulk_job_partial_failure_refunds(client: httpx.AsyncClient, accou
     assert [(i["position"], i["status"]) for i in items] == [(0, "done"), (1, "failed")]
     assert items[1]["error_code"] == "fetch_failed" and items[1]["error_message"]
     assert items[1]["image_count"] == 0
+    # The documented item, exactly: these fields, a UTC timestamp written with Z, warnings a list.
+    assert all(set(i) == {"id", "kind", "position", "source_label", "status", "image_count", "failed_image_count",
+                          "duration_ms", "error_code", "error_message", "attempts", "warnings", "updated_at"}
+               for i in items)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", i["updated_at"]) for i in items)
+    assert items[0]["warnings"] == [] and items[0]["source_label"] == good and items[0]["kind"] == "url"
     rows = await LedgerEntry.filter(account_id=account["account_id"], job_id=job_id).order_by("id")
     assert [(e.entry_type, e.amount) for e in rows] == [("job_debit", -2), ("job_refund", 1)]
     assert await ledger.ledger_sum(account["account_id"]) == (await Account.get(id=account["account_id"])).credits == 4999
