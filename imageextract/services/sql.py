@@ -15,12 +15,15 @@ them exactly as the ORM does, so comparisons on text timestamps keep working).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
+from tortoise.fields import DatetimeField
 from tortoise.models import Model
 
 from imageextract.services.projection import connection as default_connection
@@ -95,14 +98,31 @@ def returning(model: type[Model]) -> str:
     return ", ".join(f'"{col}"' for col in sorted(model._meta.db_fields))
 
 
+def _datetime_columns(model: type[Model]) -> tuple[str, ...]:
+    found = _DATETIMES.get(model)
+    if found is None:
+        meta = model._meta
+        found = _DATETIMES[model] = tuple(meta.fields_db_projection[name] for name, field in meta.fields_map.items()
+                                          if isinstance(field, DatetimeField) and name in meta.fields_db_projection)
+    return found
+
+
+_DATETIMES: dict[type[Model], tuple[str, ...]] = {}
+
+
 def load(model: type[M], row: dict[str, Any], prefix: str = "") -> M | None:
     """The model object for the `prefix`ed columns of `row` (None when its primary key is null: an outer
-    join that found nothing), built as Tortoise builds query results."""
-    if not prefix:
-        return model._init_from_db(**row)
-    values = {col: row[prefix + col] for col in model._meta.db_fields}
-    if values.get(model._meta.db_pk_column) is None:
+    join that found nothing), built as Tortoise builds query results. SQLite's text timestamps are parsed
+    here by `datetime.fromisoformat` (C) first: Tortoise parses them with the iso8601 package (regular
+    expressions in Python), which was most of the cost of loading a key, its account and a job per request."""
+    values = dict(row) if not prefix else {col: row[prefix + col] for col in model._meta.db_fields}
+    if prefix and values.get(model._meta.db_pk_column) is None:
         return None
+    for col in _datetime_columns(model):
+        text = values.get(col)
+        if isinstance(text, str):
+            with contextlib.suppress(ValueError):  # what fromisoformat refuses, Tortoise still parses
+                values[col] = datetime.fromisoformat(text)
     return model._init_from_db(**values)
 
 
