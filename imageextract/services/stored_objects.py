@@ -25,6 +25,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from imageextract.models import Image, JobItem, StoredObject
+from imageextract.services import projection
 
 log = logging.getLogger("imageextract.storage")
 
@@ -35,8 +36,16 @@ async def touch(keys: Iterable[str | None], conn: Any) -> None:
     if not wanted:
         return
     now = datetime.now(UTC)
-    await StoredObject.bulk_create([StoredObject(key=k, touched_at=now) for k in wanted], on_conflict=["key"],
-                                   update_fields=["touched_at"], using_db=conn)
+    for start in range(0, len(wanted), _TOUCH_CHUNK):  # every finished item touches its keys: plain SQL, no ORM
+        chunk = wanted[start:start + _TOUCH_CHUNK]
+        marks = projection.marks(conn, 2 * len(chunk))
+        rows = ", ".join(f"({marks[2 * i]}, {marks[2 * i + 1]})" for i in range(len(chunk)))
+        await conn.execute_query(f'INSERT INTO "stored_objects" ("key", "touched_at") VALUES {rows} '
+                                 f'ON CONFLICT ("key") DO UPDATE SET "touched_at"=excluded."touched_at"',
+                                 [v for key in chunk for v in (key, now)])
+
+
+_TOUCH_CHUNK = 500
 
 
 async def ensure_stored(storage: Any, blobs: dict[str, bytes], *, content_types: dict[str, str | None] | None = None,

@@ -11,6 +11,7 @@ from tortoise.exceptions import IntegrityError
 from imageextract.models import Job, JobItem, Project, WebhookDelivery, WebhookEndpoint
 from imageextract.services import job_callbacks
 from imageextract.services.batch_runs import webhook_event
+from imageextract.services.sql import Statement, load, returning
 from imageextract.services.unit_of_work import unit_of_work
 
 log = logging.getLogger("imageextract.webhooks")
@@ -69,6 +70,16 @@ async def create_delivery(runtime: Any, *, project: Project, endpoint: WebhookEn
     return delivery
 
 
+# Read for every finished job of a project: its SQL written once (services/sql.py).
+_ACTIVE_ENDPOINTS = Statement(lambda: f'''SELECT {returning(WebhookEndpoint)} FROM "webhook_endpoints"
+                                        WHERE "project_id"=:project AND "status"='active' ORDER BY "created_at", "id"''')
+
+
+async def _active_endpoints(project_id: Any) -> list[WebhookEndpoint]:
+    return [e for e in (load(WebhookEndpoint, row) for row in await _ACTIVE_ENDPOINTS.rows(project=project_id))
+            if e is not None]
+
+
 async def on_job_terminal(runtime: Any, job_or_id: Job | Any) -> None:
     """`job_or_id`: the terminal Job as the pipeline holds it (its project fetched with it), or its id."""
     job = job_or_id if isinstance(job_or_id, Job) else await Job.get_or_none(id=job_or_id)
@@ -83,8 +94,7 @@ async def on_job_terminal(runtime: Any, job_or_id: Job | Any) -> None:
         return
     fetched = job.project
     project = fetched if isinstance(fetched, Project) else await Project.get(id=job.project_id)  # type: ignore[attr-defined]
-    endpoints = [e for e in await WebhookEndpoint.filter(project_id=project.id, status="active")
-                 if event_type in (e.subscribed_events or [])]
+    endpoints = [e for e in await _active_endpoints(project.id) if event_type in (e.subscribed_events or [])]
     if not endpoints and not project.default_webhook_url and not job.webhook_url:
         return  # nobody listens: skip building the payload (two counts) for every finished job
     payload = batch_event[1] if batch_event else await job_payload(runtime, job, event_type)
