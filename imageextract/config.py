@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from datetime import UTC, datetime
@@ -175,7 +176,7 @@ class Settings(BaseSettings):
         """The engine's options built from these settings (the engine never reads the environment)."""
 
         values: dict[str, Any] = {
-            "ssrf_allow": tuple(ipaddress.ip_network(c, strict=False) for c in self.ssrf_allow),
+            "ssrf_allow": _networks(tuple(self.ssrf_allow)),
             "connect_timeout": self.fetch_connect_timeout,
             "read_timeout": self.fetch_read_timeout,
             "total_timeout": self.fetch_total_timeout,
@@ -188,3 +189,9 @@ class Settings(BaseSettings):
         }
         values.update(overrides)
         return ExtractOptions(**values)
+
+
+@functools.lru_cache(maxsize=16)
+def _networks(cidrs: tuple[str, ...]) -> tuple[Any, ...]:
+    """The SSRF allow-list as networks, parsed once: options are built for every item and every submitted URL."""
+    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
