@@ -16,7 +16,12 @@ name) counts. tests/services/test_migrations.py checks every declared index is p
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from tortoise.exceptions import IntegrityError
+
+log = logging.getLogger("imageextract.db")
 
 _PG_INDEXES = """
 SELECT ix.indisunique AS "unique", array_agg(a.attname ORDER BY k.n) AS columns
@@ -30,14 +35,23 @@ Key = tuple[bool, tuple[str, ...]]
 
 
 async def restore_indexes(apps: Any, editor: Any) -> None:
+    """A unique index that rows already in the table break (rows a lost constraint let in) is made a plain
+    index instead, with a warning naming it: the database still starts, and reads are still indexed."""
     client = editor.client
     for models in apps.apps.values():
         for model in models.values():
-            have = await table_indexes(client, model._meta.db_table)
+            table = model._meta.db_table
+            have = await table_indexes(client, table)
             for unique, columns, sql in declared_indexes(editor, model):
                 if (unique, columns) in have or (True, columns) in have:
                     continue
-                await client.execute_script(sql)
+                try:
+                    await client.execute_script(sql)
+                except IntegrityError:
+                    if not unique:
+                        raise
+                    log.warning("rows of %s repeat %s: indexed without uniqueness", table, ", ".join(columns))
+                    await client.execute_script(editor._get_index_sql(model, list(columns)))
                 have.add((unique, columns))
 
 
