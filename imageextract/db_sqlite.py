@@ -37,4 +37,3 @@ client_class = ImmediateSqliteClient
 
 def get_client_class(db_info: dict[str, Any]) -> type[SqliteClient]:
     return ImmediateSqliteClient
-

@@ -92,8 +92,6 @@ async def authenticate_api_key(token: str) -> Principal:
             raise Unauthenticated("This key's user is no longer a member of the account")
         role = membership.role
         user = membership.user
-    else:
-        membership = None
     await touch_key(key)
     return Principal(method="api_key", account=account, role=role, user=user, membership=membership, api_key=key)
 

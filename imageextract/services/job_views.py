@@ -240,7 +240,8 @@ async def _image_rows(job_ids: list[Any], *, stored: bool | None, after: tuple[i
     not the job's (no sort of every image of the job, no OFFSET over the pages before). The count runs on
     the index `(job_id, storage_key)`."""
     conn = projection.connection()
-    kind = "" if stored is None else f' AND i."storage_key" IS {"NOT " if stored else ""}NULL'
+    is_kind = f'IS {"NOT " if stored else ""}NULL'  # stored or failed images
+    kind = "" if stored is None else f' AND i."storage_key" {is_kind}'
     item_position, image_position = after if after is not None else (-1, -1)
     params: list[Any] = []
     parts: list[str] = []
@@ -253,7 +254,7 @@ async def _image_rows(job_ids: list[Any], *, stored: bool | None, after: tuple[i
         total = ""
         if count:
             total = (f', (SELECT COUNT(*) FROM "images" c WHERE c."job_id" = {mark(str(job_id))} '
-                     f'AND c."storage_key" IS {"NOT " if stored else ""}NULL) AS "total"')
+                     f'AND c."storage_key" {is_kind}) AS "total"')
         where = f't."job_id" = {mark(str(job_id))}'
         if item_id is not None:
             where += f' AND t."id" = {mark(str(item_id))}'

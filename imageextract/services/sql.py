@@ -16,6 +16,7 @@ them exactly as the ORM does, so comparisons on text timestamps keep working).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import uuid
@@ -98,16 +99,11 @@ def returning(model: type[Model]) -> str:
     return ", ".join(f'"{col}"' for col in sorted(model._meta.db_fields))
 
 
+@functools.cache
 def _datetime_columns(model: type[Model]) -> tuple[str, ...]:
-    found = _DATETIMES.get(model)
-    if found is None:
-        meta = model._meta
-        found = _DATETIMES[model] = tuple(meta.fields_db_projection[name] for name, field in meta.fields_map.items()
-                                          if isinstance(field, DatetimeField) and name in meta.fields_db_projection)
-    return found
-
-
-_DATETIMES: dict[type[Model], tuple[str, ...]] = {}
+    meta = model._meta
+    return tuple(meta.fields_db_projection[name] for name, field in meta.fields_map.items()
+                 if isinstance(field, DatetimeField) and name in meta.fields_db_projection)
 
 
 def load(model: type[M], row: dict[str, Any], prefix: str = "") -> M | None:
