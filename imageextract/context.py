@@ -27,6 +27,8 @@ class Principal:
     membership: Membership | None = None
     api_key: ApiKey | None = None
     session_id: str | None = None
+    # The account's default project, when authentication read it with the key (None: not read; ask the database).
+    default_project_id: str | None = None
 
     @property
     def account_id(self) -> str:

@@ -5,6 +5,8 @@ has read and then writes fails at once with "database is locked" when another co
 between (SQLITE_BUSY_SNAPSHOT; the busy timeout does not apply). That happens as soon as a second process
 uses the same file: `imageextract admin ...` or `migrate` beside a running server. `BEGIN IMMEDIATE` waits
 for the lock (up to busy_timeout) instead, so such transactions serialize rather than fail.
+Tortoise also commits before every BEGIN, a round trip to the connection's thread that does nothing on our
+autocommit connection (`isolation_level=None`): it is made only when a transaction is in fact left open.
 Used through `tortoise_config` as the engine `imageextract.db_sqlite`.
 """
 
@@ -21,7 +23,8 @@ from tortoise.exceptions import TransactionManagementError
 class ImmediateTransactionWrapper(SqliteTransactionWrapper):
     async def begin(self) -> None:
         try:
-            await self._connection.commit()
+            if self._connection._conn.in_transaction:  # read here: the lock held keeps its thread idle
+                await self._connection.commit()
             await self._connection.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise TransactionManagementError(exc) from exc

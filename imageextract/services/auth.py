@@ -37,10 +37,13 @@ LAST_USED_EVERY = timedelta(seconds=60)
 # with the role of the user who made them.
 PROJECT_KEY_ROLE = "member"
 # Every API request reads its key, the key's account and (a dashboard key) its user's membership of that
-# account with the user: one statement, its SQL written once (services/sql.py).
+# account with the user, and the account's default project (where a job without `project_id` goes): one
+# statement, its SQL written once (services/sql.py).
 _KEY_AND_ACCOUNT = Statement(lambda: f"""
     SELECT {columns(ApiKey, "k")}, {columns(Account, "a", "a__")}, {columns(Membership, "m", "m__")},
-           {columns(User, "u", "u__")}
+           {columns(User, "u", "u__")},
+           (SELECT dp."id" FROM "projects" dp WHERE dp."account_id"=a."id" AND dp."is_default"=:yes LIMIT 1)
+             AS "default_project_id"
     FROM "api_keys" k JOIN "accounts" a ON a."id"=k."account_id"
     LEFT JOIN "memberships" m ON k."kind"='dashboard' AND m."user_id"=k."user_id" AND m."account_id"=k."account_id"
     LEFT JOIN "users" u ON u."id"=m."user_id"
@@ -51,9 +54,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _key_with_account(digest: str) -> tuple[ApiKey, Membership | None] | None:
-    """The key with its account attached, and a dashboard key's membership (its user attached)."""
-    rows = await _KEY_AND_ACCOUNT.rows(digest=digest)
+async def _key_with_account(digest: str) -> tuple[ApiKey, Membership | None, str | None] | None:
+    """The key with its account attached, a dashboard key's membership (its user attached), and the id of
+    the account's default project."""
+    rows = await _KEY_AND_ACCOUNT.rows(digest=digest, yes=True)
     if not rows:
         return None
     key = load(ApiKey, rows[0])
@@ -62,7 +66,8 @@ async def _key_with_account(digest: str) -> tuple[ApiKey, Membership | None] | N
     membership = load(Membership, rows[0], "m__")
     if membership is not None:
         attach(membership, "user", load(User, rows[0], "u__"))
-    return key, membership
+    default_project = rows[0]["default_project_id"]
+    return key, membership, str(default_project) if default_project is not None else None
 
 
 def parse_bearer(header: str | None) -> str | None:
@@ -81,7 +86,7 @@ async def authenticate_api_key(token: str) -> Principal:
     found = await _key_with_account(digest)
     if found is None or not constant_time_equal(found[0].key_hash, digest) or found[0].status != "active":
         raise Unauthenticated("Invalid or revoked API key")
-    key, membership = found
+    key, membership, default_project = found
     account: Account = key.account
     if account.status != "active":
         raise Forbidden("This account is suspended")
@@ -93,7 +98,8 @@ async def authenticate_api_key(token: str) -> Principal:
         role = membership.role
         user = membership.user
     await touch_key(key)
-    return Principal(method="api_key", account=account, role=role, user=user, membership=membership, api_key=key)
+    return Principal(method="api_key", account=account, role=role, user=user, membership=membership, api_key=key,
+                     default_project_id=default_project)
 
 
 async def touch_key(key: ApiKey) -> None:

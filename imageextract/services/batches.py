@@ -377,6 +377,8 @@ async def cancel_batch(ctx: Context, batch_id: str) -> BatchView:
         raise Conflict("The batch has already ended", details={"status": (await _view(job, batch, ctx)).status})
     now = _now()
     async with in_transaction() as conn:
+        # The job's row first, as a claim (pipeline._claim) and a job's cancellation lock it: job, then items.
+        await Job.filter(id=job.id).using_db(conn).select_for_update().only("id").first()
         await Batch.filter(id=batch.id, cancel_requested_at=None).using_db(conn).update(cancel_requested_at=now)
         moved = await JobItem.filter(job_id=job.id, status__in=["pending", "queued"]).using_db(conn).update(
             status="cancelled", finished_at=now, updated_at=now, refunded=True)

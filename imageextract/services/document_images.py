@@ -171,15 +171,8 @@ async def ensure_stored(runtime: Any, item: Any, stored: list[tuple[ExtractedIma
     blobs = {key: img.data for img, key in stored if key and img.data is not None}
     restored = await stored_objects.ensure_stored(storage, blobs, content_types={
         key: img.media_type for img, key in stored if key and img.data is not None})
-    streamed = sorted({key for img, key in stored if key and img.data is None})
-    gate = asyncio.Semaphore(STORE_CONCURRENCY)
-
-    async def gone(key: str) -> bool:
-        async with gate:
-            return not await storage.exists(key)
-
-    missing = {key for key, lost in zip(streamed, await asyncio.gather(*(gone(k) for k in streamed)), strict=True)
-               if lost}
+    streamed = {key for img, key in stored if key and img.data is None}
+    missing = await storage.missing(streamed) if streamed else set()
     if missing:
         restored += await _restore(runtime, item, missing)
     return restored

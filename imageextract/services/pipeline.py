@@ -84,16 +84,17 @@ _COUNT_LAST_ITEM = Statement(lambda: f"""
     WHERE "id"=:id AND "status" IN ('pending', 'queued', 'processing') RETURNING {returning(Job)}""")
 
 
-async def _take_slot(account: Account | None) -> bool:
-    if account is None:
-        return True
-    limit = (PLANS.get(account.plan) or GUEST_PLAN).url_worker_concurrency
-    return bool(await _TAKE_SLOT.execute(id=account.id, limit=limit))
+def _slot_limit(account: Account) -> int:
+    return (PLANS.get(account.plan) or GUEST_PLAN).url_worker_concurrency
 
 
-async def _give_slot(account: Account | None) -> None:
+async def _give_slot(account: Account | None, conn: Any = None) -> None:
     if account is not None:
-        await _GIVE_SLOT.execute(id=account.id)
+        await _GIVE_SLOT.execute(conn, id=account.id)
+
+
+class _NotClaimed(Exception):
+    """Raised inside the claim's transaction to roll it back (the slot taken in it goes back with it)."""
 
 
 async def _item_and_job(item_id: str) -> JobItem | None:
@@ -118,15 +119,20 @@ async def process_item(runtime: Any, item_id: str) -> str:
     if job.status in progress.TERMINAL:
         return "skipped"
     account: Account | None = job.account if job.account_id else None  # type: ignore[attr-defined]
-    if not await _take_slot(account):
+    claim = await _claim(runtime, item, job, account)
+    if claim == "deferred":
         await send_messages(runtime, [Message("process_item", (item_id,), SLOT_RETRY_MS)])  # nothing to commit
         return "deferred"
+    if claim == "skipped":
+        return "skipped"
+    slot = _Slot(account)
     outcome = "skipped"
     try:
-        outcome = await _process_claimed(runtime, item, job)
+        outcome = await _process_claimed(runtime, item, job, slot, started_job=claim == "started")
         return outcome
     finally:
-        await _give_slot(account)
+        if not slot.returned:
+            await _give_slot(account)
         if job.type == "batch" and outcome in ("done", "failed"):  # a batch is fed a window at a time:
             try:
                 await pump(runtime, job.id, job=job, finished=True)
@@ -134,25 +140,50 @@ async def process_item(runtime: Any, item_id: str) -> str:
                 log.exception("pump failed for batch %s; the sweep pumps it again", job.id)
 
 
-async def _process_claimed(runtime: Any, item: JobItem, job: Job) -> str:
-    settings = runtime.settings
+class _Slot:
+    """The account's slot an attempt holds: given back in the completing transaction, else when it ends."""
+
+    def __init__(self, account: Account | None) -> None:
+        self.account = account
+        self.returned = account is None
+
+
+async def _claim(runtime: Any, item: JobItem, job: Job, account: Account | None) -> str:
+    """In one transaction: the job's start, the item's claim and the account's slot (per-account
+    concurrency). Answers `deferred` (no free slot), `skipped` (the item or job moved on: nothing is kept),
+    `started` (claimed, and this attempt started the job) or `claimed`.
+    Rows are locked job, then item, then account, the order cancellation takes them in, so the two cannot
+    deadlock on Postgres (a completion locks no job that is still queued)."""
+    if account is not None and account.active_items >= _slot_limit(account):
+        return "deferred"  # as read with the item: no transaction for a message that must wait anyway
     now = _now()
-    started_job = False
-    if job.status == "queued":
-        started_job = bool(await _START_JOB.execute(id=job.id, now=now))
-        if not started_job and not await Job.filter(id=job.id, status="processing").exists():
-            return "skipped"  # cancelled (or finished) meanwhile
-    elif job.status != "processing":
-        return "skipped"
-    lease = now + timedelta(seconds=settings.item_stuck_seconds)
-    claimed = await _CLAIM.execute(id=item.id, attempts=item.attempts, now=now, lease=lease)
-    if not claimed:
-        return "skipped"
+    lease = now + timedelta(seconds=runtime.settings.item_stuck_seconds)
+    started = False
+    try:
+        async with in_transaction() as conn:
+            if job.status == "queued":
+                started = bool(await _START_JOB.execute(conn, id=job.id, now=now))
+                if not started and not await Job.filter(id=job.id, status="processing").using_db(conn).exists():
+                    raise _NotClaimed("skipped")  # cancelled (or finished) meanwhile
+            elif job.status != "processing":
+                raise _NotClaimed("skipped")
+            if not await _CLAIM.execute(conn, id=item.id, attempts=item.attempts, now=now, lease=lease):
+                raise _NotClaimed("skipped")
+            if account is not None and not await _TAKE_SLOT.execute(conn, id=account.id, limit=_slot_limit(account)):
+                raise _NotClaimed("deferred")  # taken meanwhile: the claim goes back with the rollback
+    except _NotClaimed as refused:
+        return str(refused)
     item.status, item.attempts, item.started_at, item.lease_expires_at = "processing", item.attempts + 1, now, lease
+    if started:
+        job.status, job.started_at = "processing", now
+    return "started" if started else "claimed"
+
+
+async def _process_claimed(runtime: Any, item: JobItem, job: Job, slot: _Slot, *, started_job: bool) -> str:
+    settings = runtime.settings
     attempt = item.attempts
     await progress.publish(runtime, job.id, progress.item_event(job.id, item))
     if started_job:
-        job.status, job.started_at = "processing", now
         await progress.publish(runtime, job.id, progress.job_state(job))
 
     started = time.monotonic()
@@ -163,7 +194,7 @@ async def _process_claimed(runtime: Any, item: JobItem, job: Job) -> str:
     finally:
         heartbeat.cancel()
     duration_ms = int((time.monotonic() - started) * 1000)
-    outcome = await _complete(runtime, job, item, attempt, result, stored, duration_ms)
+    outcome = await _complete(runtime, job, item, attempt, result, stored, duration_ms, slot)
     if outcome == "skipped" and stored:  # our result was dropped (job deleted meanwhile): free unreferenced bytes
         await stored_objects.release(runtime.storage, [key for _, key in stored])
     return outcome
@@ -195,18 +226,19 @@ async def _store_images(runtime: Any, result: Any) -> list[tuple[Any, str | None
         return result.stored()
 
     storage = runtime.storage
+    keyed = [(img, document_images.image_key(img.data, img.format) if img.data else None) for img in result.images]
+    # One look for what is already stored (content-addressed: a page's repeated or known images cost nothing),
+    # then each missing key written once, several at a time.
+    absent = await storage.missing({key for _, key in keyed if key})
+    data = {key: img for img, key in keyed if key is not None and key in absent}
     gate = asyncio.Semaphore(document_images.STORE_CONCURRENCY)
 
-    async def store(img: Any) -> tuple[Any, str | None]:
-        if not img.data:
-            return img, None
-        key = document_images.image_key(img.data, img.format)
+    async def store(key: str, img: Any) -> None:
         async with gate:
-            if not await storage.exists(key):
-                await storage.put(key, img.data, content_type=img.media_type)
-        return img, key
+            await storage.put(key, img.data, content_type=img.media_type)
 
-    return list(await asyncio.gather(*(store(img) for img in result.images)))
+    await asyncio.gather(*(store(key, img) for key, img in data.items()))
+    return keyed
 
 
 def _image_row(job: Job, item: JobItem, position: int, img: Any, key: str | None, storage: Any) -> Image:
@@ -225,7 +257,7 @@ def _image_row(job: Job, item: JobItem, position: int, img: Any, key: str | None
 
 
 async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result: Any,
-                    stored: list[tuple[Any, str | None]], duration_ms: int) -> str:
+                    stored: list[tuple[Any, str | None]], duration_ms: int, slot: _Slot) -> str:
     ok = result.status == "done"
     kept = sum(1 for _, key in stored if key) if ok else 0  # downloadable images
     lost = len(stored) - kept if ok else 0  # found, but their bytes could not be fetched
@@ -262,6 +294,9 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
             await ledger.credit(account_id=job.account_id, amount=1, entry_type="job_refund", job_id=job.id,  # type: ignore[attr-defined]
                                 item_id=item.id, unique_ref=f"refund:item:{item.id}",
                                 note=f"refund: {result.error_code}", conn=conn)
+        if not slot.returned:  # the attempt's slot goes back with its result
+            await _give_slot(slot.account, conn)
+    slot.returned = True
     if ok and stored:  # a job deleted meanwhile may have released bytes we now reference: put them back
         await document_images.ensure_stored(runtime, item, stored)
     for name, value in done_item.items():

@@ -51,12 +51,10 @@ _TOUCH_CHUNK = 500
 async def ensure_stored(storage: Any, blobs: dict[str, bytes], *, content_types: dict[str, str | None] | None = None,
                         ) -> int:
     """After the commit that referenced `blobs`: put back any whose bytes a concurrent release removed."""
-    restored = 0
-    for key, data in blobs.items():
-        if not await storage.exists(key):
-            await storage.put(key, data, content_type=(content_types or {}).get(key))
-            restored += 1
-    return restored
+    absent = await storage.missing(blobs) if blobs else set()
+    for key in sorted(absent):
+        await storage.put(key, blobs[key], content_type=(content_types or {}).get(key))
+    return len(absent)
 
 
 async def is_referenced(key: str, conn: Any = None) -> bool:

@@ -138,6 +138,8 @@ async def _resolve_project(ctx: Context, project_id: Any) -> str | None:
         return project.id
     if bound is not None:
         return bound
+    if principal.default_project_id is not None:  # read with the key
+        return principal.default_project_id
     default = await Project.filter(account_id=principal.account_id, is_default=True).first()
     return default.id if default else None
 

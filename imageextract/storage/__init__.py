@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -48,6 +48,9 @@ class Storage(Protocol):
     async def close(self) -> None: ...
     async def put(self, key: str, data: bytes, *, content_type: str | None = None) -> None: ...
     async def exists(self, key: str) -> bool: ...
+    async def missing(self, keys: Iterable[str]) -> set[str]:
+        """Those of `keys` that are not stored: what a job's images still need written, in one call (a
+        local directory looks in one thread hop, S3 asks several at a time)."""
     async def size(self, key: str) -> int | None:
         """Byte size, or None when the key is not stored."""
     async def get(self, key: str) -> bytes:

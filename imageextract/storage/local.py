@@ -7,7 +7,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 from imageextract.storage import CHUNK_SIZE, StorageNotFound, check_key
@@ -49,6 +49,12 @@ class LocalStorage:
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._path(key).is_file)
+
+    async def missing(self, keys: Iterable[str]) -> set[str]:
+        paths = {key: self._path(key) for key in keys}
+        if not paths:
+            return set()
+        return await asyncio.to_thread(lambda: {key for key, path in paths.items() if not path.is_file()})
 
     async def size(self, key: str) -> int | None:
         path = self._path(key)

@@ -6,13 +6,15 @@ Requests and presigned URLs are signed with Signature Version 4: SigV4 signs the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from imageextract.storage import CHUNK_SIZE, StorageNotFound, check_key
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+HEADS_AT_ONCE = 8  # `missing`: HEAD requests in flight at a time
 
 
 def _is_missing(exc: Exception) -> bool:
@@ -69,6 +71,17 @@ class S3Storage:
 
     async def exists(self, key: str) -> bool:
         return await self.size(key) is not None
+
+    async def missing(self, keys: Iterable[str]) -> set[str]:
+        wanted = sorted(set(keys))
+        gate = asyncio.Semaphore(HEADS_AT_ONCE)
+
+        async def absent(key: str) -> bool:
+            async with gate:
+                return not await self.exists(key)
+
+        found = await asyncio.gather(*(absent(key) for key in wanted))
+        return {key for key, gone in zip(wanted, found, strict=True) if gone}
 
     async def _get_object(self, key: str) -> Any:
         try:
