@@ -71,6 +71,19 @@ async def test_missing_keys(storage: Any) -> None:
             pass
 
 
+async def test_missing_answers_the_keys_not_stored(storage: Any) -> None:
+    stored = [f"images/ab/cd/{i}.png" for i in range(12)]  # more than S3's HEADs at a time
+    for key in stored[::2]:
+        await storage.put(key, key.encode())
+    assert await storage.missing(stored) == set(stored[1::2])
+    assert await storage.missing(stored[::2] + stored[::2]) == set()  # repeats are asked once
+    assert await storage.missing([]) == set()
+    await storage.delete(stored[0])
+    assert await storage.missing(stored[:1]) == {stored[0]}
+    with pytest.raises(StorageKeyError):
+        await storage.missing(["images/ok.png", "../etc/passwd"])
+
+
 @pytest.mark.parametrize("key", ["../etc/passwd", "/abs/key", "a//b", "a/../b", "a/./b", "", "a/b\x00c", "a b/c"])
 async def test_unsafe_keys_rejected(storage: Any, key: str) -> None:
     with pytest.raises(StorageKeyError):

@@ -1,0 +1,102 @@
+"""An item's claim: the job's start, the item's claim and the account's slot are one transaction.
+
+A message for an account at its concurrency limit changes nothing (the item stays queued, its job too);
+a slot taken by another worker between the read and the claim rolls the job's start and the claim back;
+an item of a cancelled job is skipped without taking a slot. The runtime is real (the test's database,
+the embedded broker without worker threads, so nothing else processes the job).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from tests.support import Backend
+
+
+@pytest.fixture
+async def runtime(backend: Backend) -> AsyncIterator[Any]:
+    from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+    from imageextract.runtime import open_runtime
+
+    EXECUTOR_CACHE.clear()
+    settings = backend.settings(redis_url=None, embedded_worker=False, reconcile_interval_seconds=3600)
+    async with open_runtime(settings, role="api") as rt:
+        yield rt
+
+
+async def _queued_job(runtime: Any, plan: str) -> tuple[Any, str, str]:
+    from imageextract.services import auth
+    from imageextract.services.submission import submit_job
+    from tests.factories import make_account
+
+    acct = await make_account(plan=plan)
+    ctx = runtime.context()
+    ctx.principal = await auth.authenticate(authorization=acct["headers"]["Authorization"], session_token=None)
+    # Never fetched: the claim is all this test runs.
+    submitted = await submit_job(ctx, kind="url", raw_input="http://127.0.0.1:9/never-fetched")
+    return submitted.job, submitted.item_ids[0], acct["account_id"]
+
+
+async def _state(job_id: Any, item_id: str, account_id: str) -> tuple[str, str, int, int, Any]:
+    from imageextract.models import Account, Job, JobItem
+
+    job, item, account = await Job.get(id=job_id), await JobItem.get(id=item_id), await Account.get(id=account_id)
+    return job.status, item.status, item.attempts, account.active_items, job.started_at
+
+
+async def test_an_account_at_its_limit_defers_and_changes_nothing(runtime: Any) -> None:
+    from imageextract.models import Account
+    from imageextract.services import pipeline
+    from imageextract.services.plans import PLANS
+
+    job, item_id, account_id = await _queued_job(runtime, "pro")
+    limit = PLANS["pro"].url_worker_concurrency
+    await Account.filter(id=account_id).update(active_items=limit)
+    assert await pipeline.process_item(runtime, item_id) == "deferred"
+    assert await _state(job.id, item_id, account_id) == ("queued", "queued", 0, limit, None)
+
+
+async def test_a_slot_taken_meanwhile_rolls_back_the_start_and_the_claim(runtime: Any) -> None:
+    from imageextract.models import Account
+    from imageextract.services import pipeline
+    from imageextract.services.plans import PLANS
+
+    job, item_id, account_id = await _queued_job(runtime, "pro")
+    item = await pipeline._item_and_job(item_id)  # read while a slot is free ...
+    assert item is not None and item.job.account.active_items == 0
+    limit = PLANS["pro"].url_worker_concurrency
+    await Account.filter(id=account_id).update(active_items=limit)  # ... then other workers take them all
+    assert await pipeline._claim(runtime, item, item.job, item.job.account) == "deferred"
+    # Neither the job's start nor the claim was kept: the next attempt finds both as they were.
+    assert await _state(job.id, item_id, account_id) == ("queued", "queued", 0, limit, None)
+
+    await Account.filter(id=account_id).update(active_items=limit - 1)
+    item = await pipeline._item_and_job(item_id)
+    assert item is not None
+    assert await pipeline._claim(runtime, item, item.job, item.job.account) == "started"
+    status, item_status, attempts, active, started_at = await _state(job.id, item_id, account_id)
+    assert (status, item_status, attempts, active) == ("processing", "processing", 1, limit)
+    assert started_at is not None
+    # The same message delivered again (at least once), with a slot free, finds the item claimed: skipped,
+    # and the free slot is not taken.
+    await Account.filter(id=account_id).update(active_items=0)
+    again = await pipeline._item_and_job(item_id)
+    assert again is not None
+    assert await pipeline._claim(runtime, again, again.job, again.job.account) == "skipped"
+    assert (await _state(job.id, item_id, account_id))[2:4] == (1, 0)
+
+
+async def test_an_item_of_a_cancelled_job_is_skipped_without_a_slot(runtime: Any) -> None:
+    from imageextract.models import Job
+    from imageextract.services import pipeline
+
+    job, item_id, account_id = await _queued_job(runtime, "pro")
+    item = await pipeline._item_and_job(item_id)  # read while the job is queued ...
+    assert item is not None
+    await Job.filter(id=job.id).update(status="cancelled")  # ... cancelled before the claim
+    assert await pipeline._claim(runtime, item, item.job, item.job.account) == "skipped"
+    assert await _state(job.id, item_id, account_id) == ("cancelled", "queued", 0, 0, None)
