@@ -55,6 +55,26 @@ async def rows(conn: Any, sql: str, params: Sequence[Any]) -> list[dict[str, Any
     return [dict(zip(names, record, strict=True)) for record in records]
 
 
+async def tuples(conn: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
+    """The rows of a SELECT as the driver's own sequences, cells in the order the SELECT names them: for a
+    reader that builds one object per row from known positions (no dict per row at all)."""
+    if is_sqlite(conn):
+        async with conn.acquire_connection() as sqlite:
+            return list(await sqlite._execute(_sqlite_tuples, sqlite, sql, list(params)))
+    _, records = await conn.execute_query(sql, list(params))
+    return list(records)
+
+
+def _sqlite_tuples(sqlite: Any, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    cursor = sqlite._conn.cursor()
+    try:
+        cursor.row_factory = None
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
 def _sqlite_dicts(sqlite: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
     """In aiosqlite's thread: the query on a cursor of plain tuples, made dicts."""
     cursor = sqlite._conn.cursor()
