@@ -22,12 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import operator
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, TypeVar
 
-from graphql import GraphQLError, GraphQLNonNull, GraphQLObjectType, GraphQLScalarType
+from graphql import (
+    GraphQLBoolean,
+    GraphQLError,
+    GraphQLID,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLString,
+)
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 T = TypeVar("T")
@@ -67,9 +74,13 @@ def _variables_key(values: Any) -> str:
     return json.dumps(values, sort_keys=True, default=repr)
 
 
-# A flat plan: (response key, read the attribute, serialise, non-null) per selected field.
-FlatPlan = list[tuple[str, Callable[[Any], Any], Callable[[Any], Any], bool]]
+# A flat plan, per selected field: (response key, attribute name, how to read it, a reader for _CALL,
+# the scalar's serialise, non-null, the one Python type that serialise returns unchanged or None).
+FlatPlan = list[tuple[str, str, int, Callable[[Any], Any] | None, Callable[[Any], Any], bool, type | None]]
 _NO_PLAN: FlatPlan = []
+_ATTR, _VIEW, _CALL = 0, 1, 2  # getattr; a dict's key or else getattr (view_attr); the reader
+# graphql-core's String, ID and Boolean give back a str (a bool) as it is: no call needed for those.
+_UNCHANGED = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
 
 
 class _NotFlat(Exception):
@@ -132,7 +143,8 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
             name = nodes[0].name.value
             if name == "__typename":
                 type_name = item_type.name
-                plan.append((response_key, lambda _item, type_name=type_name: type_name, str, True))  # type: ignore[misc]
+                plan.append((response_key, name, _CALL, lambda _item, type_name=type_name: type_name,  # type: ignore[misc]
+                             str, True, str))
                 continue
             field_def = item_type.fields.get(name)
             if field_def is None or not getattr(field_def.resolve, "_is_default", False):
@@ -145,15 +157,13 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
                 leaf, non_null = leaf.of_type, True
             if not isinstance(leaf, GraphQLScalarType):
                 return _NO_PLAN
-            resolver = definition.default_resolver
-            if resolver is getattr:
-                read: Callable[[Any], Any] = operator.attrgetter(definition.python_name)
-            elif resolver is view_attr:
-                getter = operator.attrgetter(definition.python_name)
-                read = lambda item, k=definition.python_name, g=getter: item[k] if item.__class__ is dict else g(item)  # type: ignore[misc]  # noqa: E731
+            resolver, attr = definition.default_resolver, definition.python_name
+            if resolver is getattr or resolver is view_attr:
+                plan.append((response_key, attr, _ATTR if resolver is getattr else _VIEW, None, leaf.serialize,
+                             non_null, _UNCHANGED.get(leaf)))
             else:
-                read = lambda item, r=resolver, n=definition.python_name: r(item, n)  # type: ignore[misc]  # noqa: E731
-            plan.append((response_key, read, leaf.serialize, non_null))
+                plan.append((response_key, attr, _CALL, lambda item, r=resolver, n=attr: r(item, n),  # type: ignore[misc]
+                             leaf.serialize, non_null, _UNCHANGED.get(leaf)))
         return plan
 
     def build_per_event_executor(self, payload: Any) -> Any:  # noqa: D102
@@ -183,13 +193,21 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
 def _complete_flat(item: Any, plan: FlatPlan) -> dict[str, Any]:
     if item is None:
         raise _NotFlat
+    is_dict = item.__class__ is dict
     row: dict[str, Any] = {}
-    for key, read, serialize, non_null in plan:
-        value = read(item)
+    for key, attr, how, read, serialize, non_null, unchanged in plan:
+        if how == _VIEW and is_dict:
+            value = item[attr]
+        elif how == _CALL:
+            value = read(item)  # type: ignore[misc]
+        else:
+            value = getattr(item, attr)
         if value is None:
             if non_null:
                 raise _NotFlat
             row[key] = None
+        elif value.__class__ is unchanged:
+            row[key] = value
         else:
             row[key] = serialize(value)
     return row

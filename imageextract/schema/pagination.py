@@ -6,7 +6,7 @@ cursors), `pageInfo` and `totalCount`. Build one from a service `Page` with `Con
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import strawberry
@@ -32,19 +32,21 @@ class Edge(Generic[T]):
 
 @strawberry.type
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
+    # Edges are built only for a query that selects them, each cursor encoded then (pagination.Cursors).
+    edges: list[Edge[T]] = strawberry.field(resolver=lambda root: [
+        Edge(cursor=c, node=n) for c, n in zip(root.cursors, root.nodes, strict=True)])
     nodes: list[T]
     page_info: PageInfo
     total_count: int
+    cursors: strawberry.Private[Sequence[str]]
 
     @classmethod
     def of(cls, page: Page[Any], node: Callable[[Any], T]) -> Connection[T]:
-        nodes = [node(row) for row in page.rows]
         return cls(
-            edges=[Edge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)],
-            nodes=nodes,
+            nodes=[node(row) for row in page.rows],
             page_info=PageInfo(has_next_page=page.has_next, has_previous_page=page.has_previous,
                                start_cursor=page.cursors[0] if page.cursors else None,
                                end_cursor=page.cursors[-1] if page.cursors else None),
             total_count=page.total,
+            cursors=page.cursors,
         )

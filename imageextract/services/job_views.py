@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
@@ -18,7 +19,7 @@ from typing import Any, TypedDict
 from imageextract.errors import ValidationError
 from imageextract.models import Job, JobItem
 from imageextract.services import projection
-from imageextract.services.pagination import Page, check_first, decode_cursor, encode_cursor, keyset_page
+from imageextract.services.pagination import Cursors, Page, check_first, decode_cursor, keyset_page
 
 
 class JobStatus(StrEnum):
@@ -334,18 +335,17 @@ async def item_rows_page(job_id: Any, *, first: int, after: str | None) -> Page[
                 has_previous=page.has_previous, cursors=page.cursors)
 
 
-def list_page(rows: list[Any], *, first: int, start: int, cursor: Any) -> Page[Any]:
-    """A page of an already loaded list (the first page GraphQL gets from its batched loaders)."""
+def list_page(rows: list[Any], *, first: int, start: int, key: Any) -> Page[Any]:
+    """A page of an already loaded list (the first page GraphQL gets from its batched loaders); `key(index,
+    row)` gives the sort values a row's cursor holds."""
     check_first(first)
     window = rows[start:start + first]
     return Page(rows=window, total=len(rows), has_next=start + first < len(rows), has_previous=start > 0,
-                cursors=[cursor(start + i, r) for i, r in enumerate(window)])
+                cursors=Cursors([key(start + i, r) for i, r in enumerate(window)]))
 
 
-def _image_cursor(index: int, item_position: int, image_position: int) -> str:
-    """An image's place in result order: its index (for `hasPreviousPage` and `totalCount`) and its key
-    (item position, image position) that the next page starts after."""
-    return encode_cursor([index, item_position, image_position])
+# An image's cursor holds its place in result order: its index (for `hasPreviousPage` and `totalCount`) and
+# its key (item position, image position) that the next page starts after.
 
 
 def _image_after(after: str | None) -> tuple[int, tuple[int, int] | None]:
@@ -370,13 +370,15 @@ async def image_pages(job_ids: list[Any], *, failed: bool, first: int, after: st
                                    for j in job_ids}
     describe = storage.describe if storage is not None else None
     totals: dict[str, int] = {}
+    keys: dict[str, list[Sequence[Any]]] = {job_id: [] for job_id in pages}
     for row in await _image_rows(list(pages), stored=not failed, after=key, limit=first, count=True):
         page = pages[row["job_id"]]
         totals[row["job_id"]] = int(row.pop("total"))
-        page.cursors.append(_image_cursor(start + len(page.rows), int(row.pop("item_position")),
-                                          int(row.pop("image_position"))))
+        keys[row["job_id"]].append((start + len(page.rows), int(row.pop("item_position")),
+                                    int(row.pop("image_position"))))
         page.rows.append(_failed_view(row) if failed else _image_view(row, base_url, describe))
     for job_id, page in pages.items():
+        page.cursors = Cursors(keys[job_id])
         # A job with no row here has nothing after the cursor: its total is where the cursor stood.
         page.total = max(totals.get(job_id, start), start + len(page.rows))
         page.has_next = start + len(page.rows) < page.total

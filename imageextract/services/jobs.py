@@ -33,7 +33,7 @@ from imageextract.services.job_views import (
     job_view,
     list_page,
 )
-from imageextract.services.pagination import Page, encode_cursor
+from imageextract.services.pagination import Page
 from imageextract.services.pipeline import _after_terminal
 from imageextract.services.security import constant_time_equal, sha256_hex
 from imageextract.services.sql import Statement, load, returning
@@ -173,7 +173,7 @@ async def items_page(ctx: Context, job_id: str, *, first: int, after: str | None
     """The job's items in position order, by cursor (GraphQL `Job.items`). The first page may come from
     `loaded` (every item of the job, read in one batch for many jobs); later pages by keyset."""
     if after is None and loaded is not None:
-        return list_page(loaded, first=first, start=0, cursor=lambda i, item: encode_cursor([item.position, item.id]))
+        return list_page(loaded, first=first, start=0, key=lambda i, item: (item.position, item.id))
     job = await get_job(ctx, job_id)
     return await item_rows_page(job.id, first=first, after=after)
 

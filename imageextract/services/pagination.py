@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 import orjson
 from tortoise.expressions import Q
@@ -32,7 +32,7 @@ class Page(Generic[T]):
     total: int
     has_next: bool
     has_previous: bool = False
-    cursors: list[str] = field(default_factory=list)
+    cursors: Sequence[str] = field(default_factory=list)
 
     @property
     def end_cursor(self) -> str | None:
@@ -56,6 +56,26 @@ def _unplain(value: Any) -> Any:
 def encode_cursor(values: Sequence[Any]) -> str:
     raw = orjson.dumps([_plain(v) for v in values])  # a page of 100 makes 100 cursors: orjson, not json
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+class Cursors(Sequence[str]):
+    """The cursors of a page's rows from their sort keys, each encoded when it is read: a client that asks
+    only for `pageInfo { endCursor }` costs one encoding a page, not one per row."""
+
+    def __init__(self, keys: list[Sequence[Any]] | None = None) -> None:
+        self.keys: list[Sequence[Any]] = keys if keys is not None else []
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [encode_cursor(key) for key in self.keys[index]]
+        return encode_cursor(self.keys[index])
 
 
 def decode_cursor(cursor: str, *, size: int, field: str = "after") -> list[Any]:
@@ -101,7 +121,7 @@ async def keyset_page(query: QuerySet[Any], *, first: int, after: str | None, so
         rows = list(await ordered)
     has_next = len(rows) > first
     rows = rows[:first]
-    cursors = [encode_cursor([_value(r, sort), _value(r, tiebreak)]) for r in rows]
+    cursors = Cursors([(_value(r, sort), _value(r, tiebreak)) for r in rows])
     return Page(rows=rows, total=total, has_next=has_next, has_previous=after is not None, cursors=cursors)
 
 
