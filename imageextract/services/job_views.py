@@ -268,9 +268,9 @@ async def _image_rows(job_ids: list[Any], *, stored: bool | None, after: tuple[i
         where = f't."job_id" = {mark(str(job_id))}'
         if item_id is not None:
             where += f' AND t."id" = {mark(str(item_id))}'
-        if after is not None:
-            where += (f' AND t."position" >= {mark(item_position)} AND (t."position" > {mark(item_position)} OR '
-                      f'i."position" > {mark(image_position)})')
+        if after is not None:  # one range on each index: the item where the cursor stands, then images past it
+            where += (f' AND t."position" >= {mark(item_position)} AND i."position" > CASE WHEN t."position" = '
+                      f'{mark(item_position)} THEN {mark(image_position)} ELSE -1 END')
         # CROSS JOIN: SQLite keeps the join order written (items, then their images), so both indexes serve.
         parts.append(
             f'SELECT * FROM (SELECT {projection.columns("i", _IMAGE_COLUMNS)}, t."position" AS "item_position", '
