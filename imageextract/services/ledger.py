@@ -8,7 +8,7 @@ So the balance can never go negative and the ledger always sums to the balance.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -19,7 +19,7 @@ from imageextract.context import Context
 from imageextract.errors import InsufficientCredits, NotFound, ValidationError
 from imageextract.models import Account, LedgerEntry
 from imageextract.services.pagination import Page, keyset_page
-from imageextract.services.sql import Statement
+from imageextract.services.sql import Insert, Statement, Step
 
 
 async def _apply(
@@ -115,6 +115,29 @@ async def credit(
             raise
         existing = await LedgerEntry.get(unique_ref=unique_ref)
         return existing
+
+
+_ENTRY_BY_REF = Statement('SELECT "id" FROM "ledger_entries" WHERE "unique_ref"=:ref')
+_INSERT_ENTRY = Insert(LedgerEntry)
+
+
+def credit_steps(*, account_id: str, amount: int, entry_type: str, job_id: Any = None, item_id: Any = None,
+                 unique_ref: str, note: str | None = None) -> list[Step]:
+    """`credit` as the last steps of the caller's `sql.transaction` (the same three statements: the entry
+    already made for `unique_ref` makes it a no-op, else the balance's UPDATE ... RETURNING, then the entry
+    with the balance after)."""
+    if amount <= 0:
+        raise ValidationError("Credit amount must be positive")
+    now = datetime.now(UTC)
+    return [
+        Step(_ENTRY_BY_REF, {"ref": unique_ref}, fetch=True),
+        Step(_ADD_CREDITS, {"amount": amount, "id": account_id, "floor": 0}, fetch=True,
+             when=lambda done: not done[-1]),
+        Step(_INSERT_ENTRY.statement, lambda done: _INSERT_ENTRY.row(
+            now, account_id=account_id, entry_type=entry_type, amount=amount,
+            balance_after=int(done[-1][0]["credits"]), job_id=job_id, item_id=item_id, unique_ref=unique_ref,
+            note=note), when=lambda done: bool(done[-1])),
+    ]
 
 
 async def recent_entries(*, account_id: str, limit: int = 50) -> list[LedgerEntry]:

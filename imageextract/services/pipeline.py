@@ -17,7 +17,6 @@ from typing import Any
 
 from tortoise.expressions import F
 from tortoise.functions import Count
-from tortoise.transactions import in_transaction
 
 from imageextract.extract import engine
 from imageextract.models import Account, Image, Job, JobItem, Project
@@ -25,7 +24,18 @@ from imageextract.services import document_images, ledger, progress, stored_obje
 from imageextract.services.batch_runs import pump, sweep
 from imageextract.services.job_views import parse_uuid
 from imageextract.services.plans import GUEST_PLAN, PLANS
-from imageextract.services.sql import Statement, attach, columns, load, refresh, returning
+from imageextract.services.sql import (
+    Insert,
+    Refused,
+    Statement,
+    Step,
+    attach,
+    columns,
+    load,
+    refresh,
+    returning,
+    transaction,
+)
 from imageextract.services.unit_of_work import Message, send_messages, unit_of_work
 from imageextract.services.webhook_delivery import resend_due
 
@@ -58,6 +68,7 @@ _ITEM_AND_JOB = Statement(lambda: f"""
     LEFT JOIN "accounts" a ON a."id"=j."account_id" LEFT JOIN "projects" p ON p."id"=j."project_id"
     WHERE i."id"=:id""")
 _START_JOB = Statement('UPDATE "jobs" SET "status"=\'processing\', "started_at"=:now WHERE "id"=:id AND "status"=\'queued\'')
+_JOB_RUNNING = Statement('SELECT 1 AS "running" FROM "jobs" WHERE "id"=:id AND "status"=\'processing\'')
 # Claimed only from the state read before (attempts included), so the attempt number is known.
 _CLAIM = Statement("""
     UPDATE "job_items" SET "status"='processing', "attempts"="attempts"+1, "started_at"=:now, "updated_at"=:now,
@@ -88,13 +99,9 @@ def _slot_limit(account: Account) -> int:
     return (PLANS.get(account.plan) or GUEST_PLAN).url_worker_concurrency
 
 
-async def _give_slot(account: Account | None, conn: Any = None) -> None:
+async def _give_slot(account: Account | None) -> None:
     if account is not None:
-        await _GIVE_SLOT.execute(conn, id=account.id)
-
-
-class _NotClaimed(Exception):
-    """Raised inside the claim's transaction to roll it back (the slot taken in it goes back with it)."""
+        await _GIVE_SLOT.execute(id=account.id)
 
 
 async def _item_and_job(item_id: str) -> JobItem | None:
@@ -156,23 +163,23 @@ async def _claim(runtime: Any, item: JobItem, job: Job, account: Account | None)
     deadlock on Postgres (a completion locks no job that is still queued)."""
     if account is not None and account.active_items >= _slot_limit(account):
         return "deferred"  # as read with the item: no transaction for a message that must wait anyway
+    if job.status not in ("queued", "processing"):
+        return "skipped"
     now = _now()
     lease = now + timedelta(seconds=runtime.settings.item_stuck_seconds)
-    started = False
+    steps: list[Step] = []
+    if job.status == "queued":  # started here, or by another item's claim; not cancelled meanwhile
+        steps.append(Step(_START_JOB, {"id": job.id, "now": now}))
+        steps.append(Step(_JOB_RUNNING, {"id": job.id}, fetch=True, required="skipped", when=lambda done: not done[-1]))
+    steps.append(Step(_CLAIM, {"id": item.id, "attempts": item.attempts, "now": now, "lease": lease},
+                      required="skipped"))
+    if account is not None:  # taken meanwhile: the claim and the start go back with the rollback
+        steps.append(Step(_TAKE_SLOT, {"id": account.id, "limit": _slot_limit(account)}, required="deferred"))
     try:
-        async with in_transaction() as conn:
-            if job.status == "queued":
-                started = bool(await _START_JOB.execute(conn, id=job.id, now=now))
-                if not started and not await Job.filter(id=job.id, status="processing").using_db(conn).exists():
-                    raise _NotClaimed("skipped")  # cancelled (or finished) meanwhile
-            elif job.status != "processing":
-                raise _NotClaimed("skipped")
-            if not await _CLAIM.execute(conn, id=item.id, attempts=item.attempts, now=now, lease=lease):
-                raise _NotClaimed("skipped")
-            if account is not None and not await _TAKE_SLOT.execute(conn, id=account.id, limit=_slot_limit(account)):
-                raise _NotClaimed("deferred")  # taken meanwhile: the claim goes back with the rollback
-    except _NotClaimed as refused:
-        return str(refused)
+        results = await transaction(steps)
+    except Refused as refused:
+        return refused.outcome
+    started = job.status == "queued" and bool(results[0])
     item.status, item.attempts, item.started_at, item.lease_expires_at = "processing", item.attempts + 1, now, lease
     if started:
         job.status, job.started_at = "processing", now
@@ -241,9 +248,12 @@ async def _store_images(runtime: Any, result: Any) -> list[tuple[Any, str | None
     return keyed
 
 
-def _image_row(job: Job, item: JobItem, position: int, img: Any, key: str | None, storage: Any) -> Image:
-    return Image(
-        job_id=job.id, item_id=item.id, account_id_ref=job.account_id, position=position,  # type: ignore[attr-defined]
+_INSERT_IMAGE = Insert(Image)
+
+
+def _image_row(job: Job, item: JobItem, position: int, img: Any, key: str | None, now: datetime) -> dict[str, Any]:
+    return _INSERT_IMAGE.row(
+        now, job_id=job.id, item_id=item.id, account_id_ref=job.account_id, position=position,  # type: ignore[attr-defined]
         filename=(img.filename or f"image-{position + 1}")[:255], source_url=img.source_url,
         source_kind=img.source_kind, storage_key=key, content_hash=img.content_hash, width=img.width,
         height=img.height, aspect_ratio=img.aspect_ratio, format=img.format, file_size=img.file_size,
@@ -275,27 +285,33 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
     # A job of one source is finished by this very item: its terminal state is known here, so it is set in
     # the same UPDATE as the counters (no status count, no re-read). Either UPDATE returns the job's row.
     final = _single_item_final(job, ok, done_item) if job.total_items == 1 else None
-    async with in_transaction() as conn:
-        updated = await _COMPLETE.execute(
-            conn, id=item.id, attempt=attempt, refunded=not ok and job.account_id is not None,  # type: ignore[attr-defined]
-            **{k: v for k, v in done_item.items() if k != "lease_expires_at"})
-        if not updated:
-            return "skipped"  # another attempt took over after our lease expired; its result stands
-        # Images are written only here, by the attempt that completes the item, so none exist yet.
-        if ok and stored:
-            rows = [_image_row(job, item, i, img, key, runtime.storage) for i, (img, key) in enumerate(stored)]
-            await Image.bulk_create(rows, using_db=conn)
-            await stored_objects.touch([key for _, key in stored], conn)  # serialise against deletion
-        counted = await _COUNT_LAST_ITEM.rows(conn, id=job.id, kept=kept, lost=lost, **final) if final else []
-        finished = bool(counted)
-        if not finished:
-            counted = await _COUNT_ITEM.rows(conn, id=job.id, kept=kept, lost=lost)
-        if not ok and job.account_id is not None:  # type: ignore[attr-defined]
-            await ledger.credit(account_id=job.account_id, amount=1, entry_type="job_refund", job_id=job.id,  # type: ignore[attr-defined]
-                                item_id=item.id, unique_ref=f"refund:item:{item.id}",
-                                note=f"refund: {result.error_code}", conn=conn)
-        if not slot.returned:  # the attempt's slot goes back with its result
-            await _give_slot(slot.account, conn)
+    # One transaction, its statements written once (one trip to SQLite's thread: sql.transaction).
+    refund = not ok and job.account_id is not None  # type: ignore[attr-defined]
+    # Refused when another attempt took over after our lease expired: its result stands.
+    steps = [Step(_COMPLETE, {"id": item.id, "attempt": attempt, "refunded": refund,
+                              **{k: v for k, v in done_item.items() if k != "lease_expires_at"}}, required="skipped")]
+    if ok and stored:  # images are written only here, by the attempt that completes the item: none exist yet
+        steps.append(Step(_INSERT_IMAGE.statement, many=[
+            _image_row(job, item, i, img, key, now) for i, (img, key) in enumerate(stored)]))
+        steps += stored_objects.touch_steps(key for _, key in stored)  # serialise against deletion
+    counters = {"id": job.id, "kept": kept, "lost": lost}
+    last_at = len(steps)  # the job's row comes back from one of these two
+    if final:
+        steps.append(Step(_COUNT_LAST_ITEM, {**counters, **final}, fetch=True))
+    count_at = len(steps)
+    steps.append(Step(_COUNT_ITEM, counters, fetch=True, when=lambda done: not final or not done[-1]))
+    if refund:
+        steps += ledger.credit_steps(account_id=job.account_id, amount=1, entry_type="job_refund",  # type: ignore[attr-defined]
+                                     job_id=job.id, item_id=item.id, unique_ref=f"refund:item:{item.id}",
+                                     note=f"refund: {result.error_code}")
+    if not slot.returned and slot.account is not None:  # the attempt's slot goes back with its result
+        steps.append(Step(_GIVE_SLOT, {"id": slot.account.id}))
+    try:
+        results = await transaction(steps)
+    except Refused:
+        return "skipped"
+    finished = bool(final) and bool(results[last_at])
+    counted = results[last_at] if finished else results[count_at]
     slot.returned = True
     if ok and stored:  # a job deleted meanwhile may have released bytes we now reference: put them back
         await document_images.ensure_stored(runtime, item, stored)

@@ -17,6 +17,7 @@ bytes), or the releaser committed first (the writer's `ensure_stored` sees the b
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -25,24 +26,33 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from imageextract.models import Image, JobItem, StoredObject
-from imageextract.services import projection
+from imageextract.services.sql import Step
 
 log = logging.getLogger("imageextract.storage")
 
 
 async def touch(keys: Iterable[str | None], conn: Any) -> None:
     """Inside the caller's transaction: take each key's row (sorted, so two writers never deadlock)."""
-    wanted = sorted({k for k in keys if k})
-    if not wanted:
-        return
-    now = datetime.now(UTC)
-    for start in range(0, len(wanted), _TOUCH_CHUNK):  # every finished item touches its keys: plain SQL, no ORM
-        chunk = wanted[start:start + _TOUCH_CHUNK]
-        marks = projection.marks(conn, 2 * len(chunk))
-        rows = ", ".join(f"({marks[2 * i]}, {marks[2 * i + 1]})" for i in range(len(chunk)))
-        await conn.execute_query(f'INSERT INTO "stored_objects" ("key", "touched_at") VALUES {rows} '
-                                 f'ON CONFLICT ("key") DO UPDATE SET "touched_at"=excluded."touched_at"',
-                                 [v for key in chunk for v in (key, now)])
+    for chunk, now in _touch_chunks(keys):  # every finished item touches its keys: plain SQL, no ORM
+        await conn.execute_query(*_touch_sql(conn.capabilities.dialect, chunk, now))
+
+
+def touch_steps(keys: Iterable[str | None]) -> list[Step]:
+    """`touch` as steps of a `sql.transaction`."""
+    return [Step(raw=functools.partial(_touch_sql, chunk=chunk, now=now)) for chunk, now in _touch_chunks(keys)]
+
+
+def _touch_chunks(keys: Iterable[str | None]) -> list[tuple[list[str], datetime]]:
+    wanted, now = sorted({k for k in keys if k}), datetime.now(UTC)
+    return [(wanted[start:start + _TOUCH_CHUNK], now) for start in range(0, len(wanted), _TOUCH_CHUNK)]
+
+
+def _touch_sql(dialect: str, chunk: list[str], now: datetime) -> tuple[str, list[Any]]:
+    marks = ["?"] * (2 * len(chunk)) if dialect == "sqlite" else [f"${i + 1}" for i in range(2 * len(chunk))]
+    rows = ", ".join(f"({marks[2 * i]}, {marks[2 * i + 1]})" for i in range(len(chunk)))
+    return (f'INSERT INTO "stored_objects" ("key", "touched_at") VALUES {rows} '
+            f'ON CONFLICT ("key") DO UPDATE SET "touched_at"=excluded."touched_at"',
+            [v for key in chunk for v in (key, now)])
 
 
 _TOUCH_CHUNK = 500

@@ -65,3 +65,87 @@ async def test_parameters_and_loaded_models_match_the_orm(db: Backend, account: 
                              f'RETURNING {returning(Job)}')
     refresh(loaded_job, (await bump.rows(id=job.id))[0])
     assert loaded_job.completed_items == 1 and loaded_job.account.id == account["account_id"]
+
+
+async def test_a_transaction_of_steps_commits_all_or_nothing(db: Backend, account: dict[str, Any]) -> None:
+    """`transaction`: each step's result in order; a required step that finds nothing rolls back the steps
+    before it; `when` skips; `many` inserts rows exactly as the ORM would have written them."""
+    from tortoise.exceptions import IntegrityError
+
+    from imageextract.models import Image
+    from imageextract.services.sql import Insert, Refused, Step, transaction
+
+    job = await Job.create(account_id=account["account_id"], type="url", status="queued",
+                           input={"value": "https://example.com/"}, total_items=1)
+    item = await JobItem.create(job_id=job.id, position=0, kind="url", source_label="https://example.com/")
+    bump = Statement('UPDATE "jobs" SET "completed_items"="completed_items"+:n WHERE "id"=:id')
+    read = Statement('SELECT "completed_items" FROM "jobs" WHERE "id"=:id')
+    insert = Insert(Image)
+    now = datetime.now(UTC).replace(microsecond=654321)
+    rows = [insert.row(now, job_id=job.id, item_id=item.id, position=i, filename=f"{i}.png", source_kind="img",
+                       variants=[{"w": 10 * i}] if i else None, has_alpha=bool(i)) for i in range(3)]
+    results = await transaction([
+        Step(bump, {"n": 2, "id": job.id}),
+        Step(read, {"id": job.id}, fetch=True),
+        Step(bump, lambda done: {"n": done[-1][0]["completed_items"], "id": job.id}),  # from what came back
+        Step(bump, {"n": 100, "id": job.id}, when=lambda done: False),
+        Step(insert.statement, many=rows),
+    ])
+    assert results == [1, [{"completed_items": 2}], 1, None, 3]
+    assert (await Job.get(id=job.id)).completed_items == 4
+    images = await Image.filter(item_id=item.id).order_by("position")
+    assert [(i.id, i.position, i.variants, i.has_alpha, i.is_lazy_loaded, i.created_at) for i in images] == \
+        [(r["id"], n, [{"w": 10 * n}] if n else None, bool(n), False, now) for n, r in enumerate(rows)]
+    assert all(r["id"].startswith("img_") for r in rows), "the model's default id"
+
+    # A required step that changes nothing: the earlier steps are rolled back, the outcome is raised.
+    try:
+        await transaction([Step(bump, {"n": 5, "id": job.id}),
+                           Step(bump, {"n": 1, "id": uuid.uuid4()}, required="gone")])
+    except Refused as refused:
+        assert refused.outcome == "gone"
+    else:
+        raise AssertionError("not refused")
+    assert (await Job.get(id=job.id)).completed_items == 4
+    # A constraint broken midway: Tortoise's IntegrityError, nothing kept.
+    again = insert.row(now, job_id=job.id, item_id=item.id, position=0, filename="dup.png", source_kind="img")
+    try:
+        await transaction([Step(bump, {"n": 5, "id": job.id}), Step(insert.statement, many=[again])])
+    except IntegrityError:
+        pass
+    else:
+        raise AssertionError("the repeated (item, position) was accepted")
+    assert (await Job.get(id=job.id)).completed_items == 4
+    assert await Image.filter(item_id=item.id).count() == 3
+
+
+async def test_a_single_trip_waits_for_an_open_transaction(db: Backend, account: dict[str, Any]) -> None:
+    """On SQLite a statement outside a transaction is queued to the connection's thread without Tortoise's
+    lock; it must still never run inside someone's open transaction (it would see, or commit, their writes)."""
+    import asyncio
+
+    from tortoise.transactions import in_transaction
+
+    read = Statement('SELECT "credits" FROM "accounts" WHERE "id"=:id')
+    before = (await read.rows(id=account["account_id"]))[0]["credits"]
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def rolled_back() -> None:
+        try:
+            async with in_transaction() as conn:
+                await Account.filter(id=account["account_id"]).using_db(conn).update(credits=before + 99)
+                entered.set()
+                await release.wait()
+                raise LookupError("roll back")
+        except LookupError:
+            pass
+
+    writer = asyncio.create_task(rolled_back())
+    await entered.wait()
+    reader = asyncio.create_task(read.rows(id=account["account_id"]))
+    await asyncio.sleep(0.1)
+    if db.name == "sqlite":  # one connection: the read waits for the transaction's end
+        assert not reader.done()
+    release.set()
+    await writer
+    assert (await reader)[0]["credits"] == before, "the read saw a write that was rolled back"
