@@ -140,6 +140,33 @@ def credit_steps(*, account_id: str, amount: int, entry_type: str, job_id: Any =
     ]
 
 
+def debit_steps(*, account_id: str, amount: int, entry_type: str = "job_debit", job_id: Any = None,
+                note: str | None = None) -> list[Step]:
+    """`debit` (without a unique_ref) as the last steps of the caller's `sql.transaction`: the balance's
+    conditional UPDATE ... RETURNING, then the entry with the balance after. When the balance cannot cover
+    `amount` the transaction is refused with `Refused("insufficient_credits")`: nothing is written, and the
+    caller raises `insufficient(account_id, amount)` once it has rolled back."""
+    if amount <= 0:
+        raise ValidationError("Debit amount must be positive")
+    now = datetime.now(UTC)
+    return [
+        Step(_ADD_CREDITS, {"amount": -amount, "id": account_id, "floor": amount}, fetch=True,
+             required="insufficient_credits"),
+        Step(_INSERT_ENTRY.statement, lambda done: _INSERT_ENTRY.row(
+            now, account_id=account_id, entry_type=entry_type, amount=-amount,
+            balance_after=int(done[-1][0]["credits"]), job_id=job_id, note=note)),
+    ]
+
+
+async def insufficient(account_id: str, amount: int) -> InsufficientCredits | NotFound:
+    """The error `_apply` raises when a debit of `amount` is refused (read after the refused transaction)."""
+    if not await Account.filter(id=account_id).exists():
+        return NotFound("Account not found")
+    balance = await balance_of(account_id)
+    return InsufficientCredits(f"Insufficient credits: {amount} needed, {balance} available",
+                               details={"required": amount, "available": balance})
+
+
 async def recent_entries(*, account_id: str, limit: int = 50) -> list[LedgerEntry]:
     if limit < 1 or limit > 500:
         raise ValidationError("limit must be between 1 and 500", details={"field": "limit"})

@@ -12,14 +12,13 @@ only the cells whose driver type differs from what a view needs are converted, p
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from tortoise import connections
-from tortoise.backends.base.client import TransactionalDBClient
-from tortoise.exceptions import IntegrityError, OperationalError
+
+from imageextract.db_sqlite import ImmediateSqliteClient
 
 T = TypeVar("T")
 
@@ -34,28 +33,13 @@ def is_sqlite(conn: Any) -> bool:
 
 def single_trip(conn: Any) -> bool:
     """Whether `conn` is the SQLite client itself (not a transaction): `sqlite_trip` can serve it."""
-    return is_sqlite(conn) and not isinstance(conn, TransactionalDBClient)
+    return isinstance(conn, ImmediateSqliteClient)
 
 
 async def sqlite_trip(conn: Any, fn: Callable[..., T], *args: Any) -> T:
-    """`fn(aiosqlite connection, *args)` in aiosqlite's thread, as one trip, without holding Tortoise's lock.
-
-    The lock keeps other statements out of a transaction that spans several trips (Tortoise's
-    `in_transaction`). One trip cannot be split: aiosqlite's thread runs the calls queued to it one at a time,
-    in order. So a trip waits for the lock only while a transaction holds it, and is queued the moment the
-    lock is free, before any other task runs. Holding the lock for the trip would keep it held until the
-    event loop next runs this task, a round of the loop per statement: under 200 concurrent jobs the lock was
-    held 80% of the time, and every statement queued behind it."""
-    lock, sqlite = conn._lock, conn._connection
-    if lock.locked() or sqlite is None:
-        async with conn.acquire_connection() as sqlite:  # a transaction's end (or the first connection)
-            pass
-    try:
-        return await sqlite._execute(fn, sqlite, *args)  # queued here, before this task yields
-    except sqlite3.IntegrityError as exc:
-        raise IntegrityError(exc) from exc
-    except sqlite3.OperationalError as exc:
-        raise OperationalError(exc) from exc
+    """`fn(sqlite3 connection, *args)` as one trip to aiosqlite's thread, outside any transaction and without
+    holding Tortoise's lock across it (db_sqlite.ImmediateSqliteClient.trip)."""
+    return await conn.trip(fn, *args)
 
 
 def marks(conn: Any, count: int, start: int = 1) -> list[str]:
@@ -92,8 +76,8 @@ async def tuples(conn: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequenc
     return list(records)
 
 
-def _sqlite_tuples(sqlite: Any, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    cursor = sqlite._conn.cursor()
+def _sqlite_tuples(db: Any, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    cursor = db.cursor()
     try:
         cursor.row_factory = None
         cursor.execute(sql, params)
@@ -102,9 +86,9 @@ def _sqlite_tuples(sqlite: Any, sql: str, params: list[Any]) -> list[tuple[Any, 
         cursor.close()
 
 
-def _sqlite_dicts(sqlite: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+def _sqlite_dicts(db: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
     """In aiosqlite's thread: the query on a cursor of plain tuples, made dicts."""
-    cursor = sqlite._conn.cursor()
+    cursor = db.cursor()
     try:
         cursor.row_factory = None
         cursor.execute(sql, params)

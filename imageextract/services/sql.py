@@ -186,7 +186,9 @@ class Step:
     far), or `many` parameter sets for one executemany, or `raw`: SQL a function writes for a dialect.
     `fetch`: the result is the rows (SELECT, RETURNING), else the count of rows affected. `required`: when
     the step finds or changes no row, everything is rolled back and `Refused(required)` raised. `when`: run
-    only if it answers true for the results so far (a skipped step's result is None)."""
+    only if it answers true for the results so far (a skipped step's result is None). `check`: a rule on the
+    results so far; what it raises (a domain error) rolls everything back and reaches the caller.
+    Functions of a step run where the statements run (SQLite: aiosqlite's thread): plain Python only."""
 
     statement: Statement | None = None
     params: dict[str, Any] | Callable[[list[Any]], dict[str, Any]] = field(default_factory=dict)
@@ -195,6 +197,7 @@ class Step:
     fetch: bool = False
     required: str | None = None
     when: Callable[[list[Any]], bool] | None = None
+    check: Callable[[list[Any]], None] | None = None  # called with the results once this one is in: may raise
 
     def bind(self, dialect: str, results: list[Any]) -> tuple[str, Any]:
         if self.raw is not None:
@@ -218,10 +221,10 @@ class Refused(Exception):
 async def transaction(steps: Sequence[Step]) -> list[Any]:
     """Run `steps` in one transaction; the result of each, in order.
 
-    On SQLite the whole transaction is one trip to the connection's thread. A transaction awaited statement
-    by statement holds Tortoise's connection lock for one event-loop round per statement, and under load a
-    round is long: 200 concurrent jobs kept the lock held 87% of the time, so every other statement queued
-    behind it. Here the lock is held for the transaction's own time."""
+    On SQLite the whole transaction is one trip to the connection's thread (db_sqlite: a trip holds no lock
+    across the event loop). A transaction awaited statement by statement holds Tortoise's connection lock for
+    one event-loop round per statement, and under load a round is long: with 200 concurrent jobs the lock
+    was held 87% of the time, and every other statement queued behind it."""
     conn = default_connection()
     if single_trip(conn):
         return list(await sqlite_trip(conn, _sqlite_transaction, list(steps)))
@@ -243,6 +246,8 @@ async def transaction(steps: Sequence[Step]) -> list[Any]:
             if step.required is not None and not result:
                 raise Refused(step.required)  # rolls the transaction back
             results.append(result)
+            if step.check is not None:
+                step.check(results)
     return results
 
 
@@ -250,12 +255,9 @@ async def transaction(steps: Sequence[Step]) -> list[Any]:
 _query_log = logging.getLogger("tortoise.db_client")
 
 
-def _sqlite_transaction(sqlite: Any, steps: list[Step]) -> list[Any]:
-    """In aiosqlite's thread, under Tortoise's lock: BEGIN IMMEDIATE (as db_sqlite), the steps, COMMIT."""
+def _sqlite_transaction(db: Any, steps: list[Step]) -> list[Any]:
+    """In aiosqlite's thread, as one trip (db_sqlite): BEGIN IMMEDIATE, the steps, COMMIT."""
     logged = _query_log.isEnabledFor(logging.DEBUG)
-    db = sqlite._conn
-    if db.in_transaction:  # never: a trip is queued only while no transaction holds the lock (sqlite_trip)
-        raise RuntimeError("a transaction is open on the SQLite connection")
     db.execute("BEGIN IMMEDIATE")
     results: list[Any] = []
     try:
@@ -283,6 +285,8 @@ def _sqlite_transaction(sqlite: Any, steps: list[Step]) -> list[Any]:
                 if step.required is not None and not result:
                     raise Refused(step.required)
                 results.append(result)
+                if step.check is not None:
+                    step.check(results)
         finally:
             cursor.close()
         db.commit()
@@ -292,11 +296,11 @@ def _sqlite_transaction(sqlite: Any, steps: list[Step]) -> list[Any]:
     return results
 
 
-def _sqlite_statement(sqlite: Any, sql: str, values: list[Any], fetch: bool) -> Any:
+def _sqlite_statement(db: Any, sql: str, values: list[Any], fetch: bool) -> Any:
     """In aiosqlite's thread: one statement outside a transaction (autocommit); its rows or its row count."""
     if _query_log.isEnabledFor(logging.DEBUG):
         _query_log.debug("%s: %s", sql, values)
-    cursor = sqlite._conn.cursor()
+    cursor = db.cursor()
     try:
         cursor.row_factory = None
         cursor.execute(sql, values)

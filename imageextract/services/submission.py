@@ -28,7 +28,8 @@ from imageextract.services.filetypes import sniff_document
 from imageextract.services.guests import ensure_guest
 from imageextract.services.plans import GUEST_PLAN, Plan, get_plan
 from imageextract.services.security import sha256_hex
-from imageextract.services.unit_of_work import unit_of_work
+from imageextract.services.sql import Insert, Refused, Statement, Step, load, transaction
+from imageextract.services.unit_of_work import Message, send_messages
 from imageextract.services.urls import check_public_url, validate_http_url
 from imageextract.services.webhook_signing import new_secret
 from imageextract.storage import content_key
@@ -241,58 +242,92 @@ async def _unhit(scope: str) -> None:
     await RateCounter.filter(bucket=f"{scope}:{day}", count__gt=0).update(count=F("count") - 1)
 
 
+_INSERT_IDEMPOTENCY = Insert(IdempotencyRecord)
+_INSERT_JOB = Insert(Job)
+_INSERT_ITEM = Insert(JobItem)
+
+
 async def _create(ctx: Context, *, kind: str, urls: list[str], uploads: list[Upload], upload_keys: list[str],
                   meta: Any, project: str | None, plan: Plan, scope: str, idempotency_key: str | None,
                   fingerprint: str, callback: str | None = None) -> tuple[Job, list[str]]:
+    """The job, its items, the idempotency record, the debit and its ledger entry, and the uploads' stored-object
+    rows, in one transaction (one trip on SQLite: sql.transaction); one message per item, sent after COMMIT
+    (never for a rolled-back job; retried while the broker blinks)."""
     principal = ctx.principal
     n = len(urls) or len(uploads)
     job_id = uuid.uuid4()
     now = datetime.now(UTC)
-    # One message per item, sent after COMMIT (never for a rolled-back job; retried while the broker blinks).
-    async with unit_of_work(ctx.services) as uow:
-        conn = uow.conn
-        if idempotency_key:
-            await IdempotencyRecord.create(scope=scope, key=idempotency_key, request_hash=fingerprint, job_id=job_id,
-                                           expires_at=now + idempotency.IDEMPOTENCY_TTL, using_db=conn)
-        job_input: Any = urls[0] if kind == "url" else urls if kind == "bulk" else [
-            {"filename": u.filename, "size": len(u.data), "storage_key": k} for u, k in zip(uploads, upload_keys, strict=True)
-        ]
-        job = await Job.create(
-            id=job_id, account_id=principal.account_id if principal else None, project_id=project,
-            created_by_id=principal.user.id if principal and principal.user else None,
-            api_key_id=principal.api_key.id if principal and principal.api_key else None,
-            guest_token_hash=sha256_hex(ctx.guest_token) if principal is None and ctx.guest_token else None,
-            client_ip=ctx.client_ip, type=kind, status="queued", input={"value": job_input}, metadata=meta,
-            credits_reserved=n if principal else 0, total_items=n, webhook_url=callback,
-            webhook_secret=new_secret() if callback else None, using_db=conn,
-        )
-        item_ids: list[str] = []
-        for pos in range(n):
-            item_id = uuid.uuid4()
-            if urls:
-                await JobItem.create(id=item_id, job=job, position=pos, kind="url", source_label=urls[pos],
-                                     source_url=urls[pos], status="queued", using_db=conn)
-            else:
-                u = uploads[pos]
-                await JobItem.create(id=item_id, job=job, position=pos, kind="document",
-                                     source_label=(u.filename or f"document-{pos + 1}")[:2048],
-                                     upload_key=upload_keys[pos], upload_size=len(u.data), status="queued",
-                                     using_db=conn)
-            item_ids.append(str(item_id))
-            uow.enqueue("process_item", str(item_id))
-        if principal is not None:
-            await _check_daily_cap(principal.account_id, plan, n, conn)
-            await ledger.debit(account_id=principal.account_id, amount=n, entry_type="job_debit", job_id=job_id,
-                               note=f"{kind} job, {n} source(s)", conn=conn)
-        await stored_objects.touch(upload_keys, conn)  # serialise against deletion of the same bytes
-    return job, item_ids
+    steps: list[Step] = []
+    if idempotency_key:
+        steps.append(Step(_INSERT_IDEMPOTENCY.statement, _INSERT_IDEMPOTENCY.row(
+            now, scope=scope, key=idempotency_key, request_hash=fingerprint, job_id=job_id,
+            expires_at=now + idempotency.IDEMPOTENCY_TTL)))
+    job_input: Any = urls[0] if kind == "url" else urls if kind == "bulk" else [
+        {"filename": u.filename, "size": len(u.data), "storage_key": k} for u, k in zip(uploads, upload_keys, strict=True)
+    ]
+    job_row = _INSERT_JOB.row(
+        now, id=job_id, account_id=principal.account_id if principal else None, project_id=project,
+        created_by_id=principal.user.id if principal and principal.user else None,
+        api_key_id=principal.api_key.id if principal and principal.api_key else None,
+        guest_token_hash=sha256_hex(ctx.guest_token) if principal is None and ctx.guest_token else None,
+        client_ip=ctx.client_ip, type=kind, status="queued", input={"value": job_input}, metadata=meta,
+        credits_reserved=n if principal else 0, total_items=n, webhook_url=callback,
+        webhook_secret=new_secret() if callback else None,
+    )
+    steps.append(Step(_INSERT_JOB.statement, job_row))
+    item_ids = [uuid.uuid4() for _ in range(n)]
+    if urls:
+        items = [_INSERT_ITEM.row(now, id=item_id, job_id=job_id, position=pos, kind="url", source_label=urls[pos],
+                                  source_url=urls[pos], status="queued") for pos, item_id in enumerate(item_ids)]
+    else:
+        items = [_INSERT_ITEM.row(now, id=item_id, job_id=job_id, position=pos, kind="document",
+                                  source_label=(uploads[pos].filename or f"document-{pos + 1}")[:2048],
+                                  upload_key=upload_keys[pos], upload_size=len(uploads[pos].data), status="queued")
+                 for pos, item_id in enumerate(item_ids)]
+    steps.append(Step(_INSERT_ITEM.statement, many=items))
+    if principal is not None:
+        steps += _daily_cap_steps(principal.account_id, plan, n)
+        steps += ledger.debit_steps(account_id=principal.account_id, amount=n, entry_type="job_debit",
+                                    job_id=job_id, note=f"{kind} job, {n} source(s)")
+    steps += stored_objects.touch_steps(upload_keys)  # serialise against deletion of the same bytes
+    try:
+        await transaction(steps)
+    except Refused as refused:
+        if refused.outcome == "insufficient_credits" and principal is not None:
+            raise await ledger.insufficient(principal.account_id, n) from None
+        raise
+    await send_messages(ctx.services, [Message("process_item", (str(item_id),)) for item_id in item_ids])
+    job = load(Job, job_row)
+    assert job is not None
+    return job, [str(item_id) for item_id in item_ids]
+
+
+_SPENT_SINCE = Statement('SELECT COALESCE(SUM("amount"), 0) AS "total" FROM "ledger_entries" WHERE "account_id"=:id '
+                         'AND "entry_type" IN (\'job_debit\', \'job_refund\') AND "created_at">=:since')
+
+
+def _daily_cap_steps(account_id: str, plan: Plan, n: int) -> list[Step]:
+    """The plan's daily credit cap, checked in the job's transaction (credits spent today: debits minus
+    refunds, as ledger.net_debited counts them)."""
+    if plan.daily_credit_cap < 0:
+        return []
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def within_cap(done: list[Any]) -> None:
+        _check_cap(plan, -int(done[-1][0]["total"]), n)
+
+    return [Step(_SPENT_SINCE, {"id": account_id, "since": start}, fetch=True, check=within_cap)]
 
 
 async def _check_daily_cap(account_id: str, plan: Plan, n: int, conn: Any) -> None:
+    """The same rule inside a caller's own transaction (batches)."""
     if plan.daily_credit_cap < 0:
         return
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    spent = await ledger.net_debited(account_id=account_id, since=start, until=None, conn=conn)
+    _check_cap(plan, await ledger.net_debited(account_id=account_id, since=start, until=None, conn=conn), n)
+
+
+def _check_cap(plan: Plan, spent: int, n: int) -> None:
     if spent + n > plan.daily_credit_cap:
         raise InsufficientCredits(
             f"Daily credit cap of {plan.daily_credit_cap} reached on the {plan.plan} plan",

@@ -164,12 +164,19 @@ async def test_insufficient_credits_is_402_and_writes_nothing(client: httpx.Asyn
     from imageextract.models import Job
     from tests.factories import make_account
 
+    from imageextract.models import IdempotencyRecord, JobItem
+
     poor = await make_account(plan="pro", credits=1)
-    r = await client.post("/api/v1/jobs", headers=poor["headers"],
+    r = await client.post("/api/v1/jobs", headers={**poor["headers"], "Idempotency-Key": "poor-1"},
                           json={"type": "bulk", "input": ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"]})
     assert r.status_code == 402
     assert r.json()["error"]["code"] == "insufficient_credits"
+    assert r.json()["error"]["details"] == {"required": 2, "available": 1}
+    # The job, its items, the idempotency record and any ledger entry were one transaction: none is left.
     assert await Job.filter(account_id=poor["account_id"]).count() == 0
+    assert await JobItem.filter(job__account_id=poor["account_id"]).count() == 0
+    assert not await IdempotencyRecord.filter(scope=poor["account_id"], key="poor-1").exists()
+    assert await LedgerEntry.filter(account_id=poor["account_id"], entry_type="job_debit").count() == 0
     assert (await Account.get(id=poor["account_id"])).credits == 1
 
 
