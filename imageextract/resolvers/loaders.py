@@ -23,19 +23,21 @@ async def _items_by_job(job_ids: list[Any]) -> list[list[ItemView]]:
 class Loaders:
     ctx: Context
     items_by_job: DataLoader[Any, list[ItemView]] = field(init=False)
-    first_image_pages: DataLoader[tuple[str, bool, int], Page[Any]] = field(init=False)
+    first_image_pages: DataLoader[tuple[str, bool, int, bool], Page[Any]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.items_by_job = DataLoader(load_fn=_items_by_job)
         self.first_image_pages = DataLoader(load_fn=self._first_image_pages)
 
-    async def image_page(self, job: JobView, *, failed: bool, first: int, after: str | None) -> Page[Any]:
+    async def image_page(self, job: JobView, *, failed: bool, first: int, after: str | None,
+                         count: bool = True) -> Page[Any]:
         """`Job.images` / `Job.failedImages`: a first page is batched with the other jobs' of this request
-        (a list of jobs with their images is one image query), a later page read on its own."""
+        (a list of jobs with their images is one image query), a later page read on its own. `count`: the
+        query asks for `totalCount`."""
         if after is not None:
-            return await jobs.images_page(self.ctx, job, failed=failed, first=first, after=after)
+            return await jobs.images_page(self.ctx, job, failed=failed, first=first, after=after, count=count)
         jobs.check_readable(job)
-        return await self.first_image_pages.load((job.id, failed, first))
+        return await self.first_image_pages.load((job.id, failed, first, count))
 
-    async def _first_image_pages(self, keys: list[tuple[str, bool, int]]) -> list[Page[Any]]:
+    async def _first_image_pages(self, keys: list[tuple[str, bool, int, bool]]) -> list[Page[Any]]:
         return await jobs.first_image_pages(self.ctx, keys)

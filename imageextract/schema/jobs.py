@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from imageextract.schema.context import GQLContext
-from imageextract.schema.pagination import Connection
+from imageextract.schema.pagination import Connection, asks_total
 from imageextract.schema.webhooks import WebhookDelivery
 from imageextract.services.job_callbacks import job_deliveries
 from imageextract.services.job_views import FailedImageView, ImageView, ItemView, JobView
@@ -146,14 +146,16 @@ class Job:
     async def images(self, info: Info[GQLContext, None], first: int = 100,
                      after: str | None = None) -> Connection[ImageResult]:
 
-        page = await info.context.loaders.image_page(self.view, failed=False, first=first, after=after)
+        page = await info.context.loaders.image_page(self.view, failed=False, first=first, after=after,
+                                                     count=asks_total(info))
         return Connection.of(page, _view)  # the views as they are: the default resolver reads dicts
 
     @strawberry.field(description="Images found whose bytes could not be fetched (same rule as images).")
     async def failed_images(self, info: Info[GQLContext, None], first: int = 100,
                             after: str | None = None) -> Connection[FailedImage]:
 
-        page = await info.context.loaders.image_page(self.view, failed=True, first=first, after=after)
+        page = await info.context.loaders.image_page(self.view, failed=True, first=first, after=after,
+                                                     count=asks_total(info))
         return Connection.of(page, _view)
 
     @strawberry.field(description="Webhook deliveries about this job (its own callback and its project's "

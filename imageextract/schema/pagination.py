@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import strawberry
+from strawberry.types import Info
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from imageextract.services.pagination import Page
 
@@ -50,3 +52,20 @@ class Connection(Generic[T]):
             total_count=page.total,
             cursors=page.cursors,
         )
+
+
+def asks_total(info: Info[Any, Any]) -> bool:
+    """Whether the query selects `totalCount` on the connection being resolved (through fragments too): a
+    connection that is only paged needs no count of everything it pages over."""
+
+    def selects(selections: list[Selection]) -> bool:
+        for selection in selections:
+            if isinstance(selection, SelectedField):
+                if selection.name == "totalCount":
+                    return True
+            elif isinstance(selection, FragmentSpread | InlineFragment):
+                if selects(selection.selections):
+                    return True
+        return False
+
+    return any(selects(field.selections) for field in info.selected_fields)

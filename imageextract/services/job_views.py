@@ -360,10 +360,11 @@ def _image_after(after: str | None) -> tuple[int, tuple[int, int] | None]:
 
 
 async def image_pages(job_ids: list[Any], *, failed: bool, first: int, after: str | None = None, base_url: str,
-                      storage: Any) -> dict[str, Page[Any]]:
+                      storage: Any, count: bool = True) -> dict[str, Page[Any]]:
     """The first `first` stored (or failed) images of each job in result order after the cursor `after`,
     with their cursors and the job's total: one statement for all the jobs (GraphQL's loader batches
-    `Job.images` through this)."""
+    `Job.images` through this). Without `count` (a query that does not ask for `totalCount`) no job's images
+    are counted: one row more than the page tells whether another page follows, and the total is -1."""
     check_first(first)
     start, key = _image_after(after)
     pages: dict[str, Page[Any]] = {str(j): Page(rows=[], total=start, has_next=False, has_previous=start > 0)
@@ -371,14 +372,23 @@ async def image_pages(job_ids: list[Any], *, failed: bool, first: int, after: st
     describe = storage.describe if storage is not None else None
     totals: dict[str, int] = {}
     keys: dict[str, list[Sequence[Any]]] = {job_id: [] for job_id in pages}
-    for row in await _image_rows(list(pages), stored=not failed, after=key, limit=first, count=True):
+    more: set[str] = set()
+    for row in await _image_rows(list(pages), stored=not failed, after=key, limit=first if count else first + 1,
+                                 count=count):
         page = pages[row["job_id"]]
-        totals[row["job_id"]] = int(row.pop("total"))
+        if len(page.rows) == first:  # the row past the page (asked for without a count)
+            more.add(row["job_id"])
+            continue
+        if count:
+            totals[row["job_id"]] = int(row.pop("total"))
         keys[row["job_id"]].append((start + len(page.rows), int(row.pop("item_position")),
                                     int(row.pop("image_position"))))
         page.rows.append(_failed_view(row) if failed else _image_view(row, base_url, describe))
     for job_id, page in pages.items():
         page.cursors = Cursors(keys[job_id])
+        if not count:
+            page.total, page.has_next = -1, job_id in more
+            continue
         # A job with no row here has nothing after the cursor: its total is where the cursor stood.
         page.total = max(totals.get(job_id, start), start + len(page.rows))
         page.has_next = start + len(page.rows) < page.total

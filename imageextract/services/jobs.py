@@ -110,17 +110,19 @@ async def result_of(ctx: Context, job_id: str) -> tuple[JobView, ImageSet]:
     return view, await image_views(view.id, base_url=ctx.base_url or "", storage=ctx.services.storage)
 
 
-async def first_image_pages(ctx: Context, keys: list[tuple[str, bool, int]]) -> list[Page[Any]]:
-    """The first page of images for each (job id, failed, first) of jobs whose result is readable (the
-    caller checked it), one query per distinct (failed, first): GraphQL batches `Job.images` through this."""
-    groups: dict[tuple[bool, int], list[str]] = {}
-    for job_id, failed, first in keys:
-        groups.setdefault((failed, first), []).append(job_id)
+async def first_image_pages(ctx: Context, keys: list[tuple[str, bool, int, bool]]) -> list[Page[Any]]:
+    """The first page of images for each (job id, failed, first, count) of jobs whose result is readable
+    (the caller checked it), one query per distinct (failed, first, count): GraphQL batches `Job.images`
+    through this."""
+    groups: dict[tuple[bool, int, bool], list[str]] = {}
+    for job_id, failed, first, count in keys:
+        groups.setdefault((failed, first, count), []).append(job_id)
     storage = ctx.services.storage if ctx.services is not None else None
-    found: dict[tuple[str, bool, int], Page[Any]] = {}
-    for (failed, first), job_ids in groups.items():
-        pages = await image_pages(job_ids, failed=failed, first=first, base_url=ctx.base_url or "", storage=storage)
-        found.update({(job_id, failed, first): pages[job_id] for job_id in job_ids})
+    found: dict[tuple[str, bool, int, bool], Page[Any]] = {}
+    for (failed, first, count), job_ids in groups.items():
+        pages = await image_pages(job_ids, failed=failed, first=first, base_url=ctx.base_url or "", storage=storage,
+                                  count=count)
+        found.update({(job_id, failed, first, count): pages[job_id] for job_id in job_ids})
     return [found[key] for key in keys]
 
 
@@ -178,10 +180,11 @@ async def items_page(ctx: Context, job_id: str, *, first: int, after: str | None
     return await item_rows_page(job.id, first=first, after=after)
 
 
-async def images_page(ctx: Context, job: JobView, *, failed: bool, first: int, after: str | None) -> Page[Any]:
+async def images_page(ctx: Context, job: JobView, *, failed: bool, first: int, after: str | None,
+                      count: bool = True) -> Page[Any]:
     """A page of the result's images (or failed images) by cursor, under the result rule (GraphQL
-    `Job.images` on a job its resolver read: `read_job` checked access)."""
+    `Job.images` on a job its resolver read: `read_job` checked access). `count`: the job's total too."""
     check_readable(job)
     pages = await image_pages([job.id], failed=failed, first=first, after=after, base_url=ctx.base_url or "",
-                              storage=ctx.services.storage if ctx.services is not None else None)
+                              storage=ctx.services.storage if ctx.services is not None else None, count=count)
     return pages[str(job.id)]

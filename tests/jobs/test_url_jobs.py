@@ -161,10 +161,8 @@ async def test_submission_errors(client: httpx.AsyncClient, account: dict[str, A
 
 
 async def test_insufficient_credits_is_402_and_writes_nothing(client: httpx.AsyncClient, db: Any) -> None:
-    from imageextract.models import Job
+    from imageextract.models import IdempotencyRecord, Job, JobItem
     from tests.factories import make_account
-
-    from imageextract.models import IdempotencyRecord, JobItem
 
     poor = await make_account(plan="pro", credits=1)
     r = await client.post("/api/v1/jobs", headers={**poor["headers"], "Idempotency-Key": "poor-1"},

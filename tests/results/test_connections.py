@@ -30,7 +30,7 @@ async def walk(base: str, headers: dict[str, str], query: str, path: list[str], 
         assert conn["pageInfo"]["hasPreviousPage"] is (after is not None)
         nodes += conn["nodes"]
         if not conn["pageInfo"]["hasNextPage"]:
-            return nodes, conn["totalCount"]
+            return nodes, conn.get("totalCount")
         after = conn["pageInfo"]["endCursor"]
 
 
@@ -53,6 +53,21 @@ async def test_job_images_and_items_by_cursor(client: httpx.AsyncClient, server:
     for first in (1, 3, 100):
         nodes, total = await walk(server.base_url, h, query, ["job", "images"], {"id": job_id}, first)
         assert nodes == [{"id": i["id"], "filename": i["filename"]} for i in result["images"]] and total == 8
+    # Without totalCount the job's images are not counted: hasNextPage comes from one row past the page, so
+    # it is still exact, also when the last page is full (8 = 2 x 4) or the page holds them all.
+    uncounted = ("query($id: ID!, $first: Int!, $after: String) { job(id: $id) { images(first: $first, "
+                 "after: $after) { edges { cursor node { id } } nodes { id } ...paging } } } "
+                 "fragment paging on ImageResultConnection { pageInfo { hasNextPage hasPreviousPage endCursor } }")
+    for first in (1, 4, 8, 100):
+        nodes, total = await walk(server.base_url, h, uncounted, ["job", "images"], {"id": job_id}, first)
+        assert nodes == [{"id": i["id"]} for i in result["images"]] and total is None, first
+    # ... and a fragment that selects totalCount is counted.
+    fragment = ("query($id: ID!, $first: Int!, $after: String) { job(id: $id) { images(first: $first, "
+                "after: $after) { edges { cursor node { id } } nodes { id } ...counted } } } "
+                "fragment counted on ImageResultConnection { totalCount pageInfo { hasNextPage hasPreviousPage "
+                "endCursor } }")
+    nodes, total = await walk(server.base_url, h, fragment, ["job", "images"], {"id": job_id}, 3)
+    assert len(nodes) == 8 and total == 8
     query = ("query($id: ID!, $first: Int!, $after: String) { job(id: $id) { failedImages(first: $first, "
              "after: $after) { " + CONN % ("filename error", "filename error") + " } } }")
     nodes, total = await walk(server.base_url, h, query, ["job", "failedImages"], {"id": job_id}, 2)
