@@ -75,8 +75,7 @@ class ImmediateSqliteClient(SqliteClient):
     async def execute_query_dict(self, query: str, values: list[Any] | None = None) -> list[dict[str, Any]]:
         query = query.replace("\x00", "'||CHAR(0)||'")
         self.log.debug("%s: %s", query, values)
-        _, rows = await self.trip(_query, query, values)
-        return list(map(dict, rows))
+        return await self.trip(_query_dicts, query, values)
 
 
 # In aiosqlite's thread: what Tortoise's SqliteClient does with each statement, in one call.
@@ -104,6 +103,19 @@ def _many(db: sqlite3.Connection, query: str, values: list[list[Any]]) -> None:
         db.rollback()
         raise
     db.commit()
+
+
+def _query_dicts(db: sqlite3.Connection, query: str, values: list[Any] | None) -> list[dict[str, Any]]:
+    """Rows as dicts built from plain tuples, the column names read once: Tortoise makes each row a
+    `sqlite3.Row` and then a dict through the mapping protocol, which for 1,000 rows cost more than the query."""
+    cursor = db.cursor()
+    try:
+        cursor.row_factory = None
+        cursor.execute(query, values or [])
+        names = tuple(column[0] for column in cursor.description or ())
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
 
 
 def _query(db: sqlite3.Connection, query: str, values: list[Any] | None) -> tuple[int, list[Any]]:

@@ -42,7 +42,7 @@ PROJECT_KEY_ROLE = "member"
 _KEY_AND_ACCOUNT = Statement(lambda: f"""
     SELECT {columns(ApiKey, "k")}, {columns(Account, "a", "a__")}, {columns(Membership, "m", "m__")},
            {columns(User, "u", "u__")},
-           (SELECT dp."id" FROM "projects" dp WHERE dp."account_id"=a."id" AND dp."is_default"=:yes LIMIT 1)
+           (SELECT dp."id" FROM "projects" dp WHERE dp."account_id"=a."id" AND dp."is_default" LIMIT 1)
              AS "default_project_id"
     FROM "api_keys" k JOIN "accounts" a ON a."id"=k."account_id"
     LEFT JOIN "memberships" m ON k."kind"='dashboard' AND m."user_id"=k."user_id" AND m."account_id"=k."account_id"
@@ -57,7 +57,7 @@ def _now() -> datetime:
 async def _key_with_account(digest: str) -> tuple[ApiKey, Membership | None, str | None] | None:
     """The key with its account attached, a dashboard key's membership (its user attached), and the id of
     the account's default project."""
-    rows = await _KEY_AND_ACCOUNT.rows(digest=digest, yes=True)
+    rows = await _KEY_AND_ACCOUNT.rows(digest=digest)
     if not rows:
         return None
     key = load(ApiKey, rows[0])

@@ -12,15 +12,11 @@ only the cells whose driver type differs from what a view needs are converted, p
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from tortoise import connections
-
-from imageextract.db_sqlite import ImmediateSqliteClient
-
-T = TypeVar("T")
 
 
 def connection() -> Any:
@@ -29,17 +25,6 @@ def connection() -> Any:
 
 def is_sqlite(conn: Any) -> bool:
     return bool(conn.capabilities.dialect == "sqlite")
-
-
-def single_trip(conn: Any) -> bool:
-    """Whether `conn` is the SQLite client itself (not a transaction): `sqlite_trip` can serve it."""
-    return isinstance(conn, ImmediateSqliteClient)
-
-
-async def sqlite_trip(conn: Any, fn: Callable[..., T], *args: Any) -> T:
-    """`fn(sqlite3 connection, *args)` as one trip to aiosqlite's thread, outside any transaction and without
-    holding Tortoise's lock across it (db_sqlite.ImmediateSqliteClient.trip)."""
-    return await conn.trip(fn, *args)
 
 
 def marks(conn: Any, count: int, start: int = 1) -> list[str]:
@@ -54,12 +39,11 @@ def columns(alias: str, names: Iterable[str]) -> str:
 
 
 async def rows(conn: Any, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
-    """The rows of a SELECT as dicts, built here from the driver's plain rows with the column names read
-    once. Tortoise's `execute_query_dict` makes each SQLite row a `sqlite3.Row` and then a dict through the
-    mapping protocol, field by field: for 1,000 rows that cost more than the query itself. Not for
-    `... RETURNING`: Tortoise's Postgres client runs UPDATE, DELETE and INSERT without rows."""
-    if single_trip(conn):  # one trip to aiosqlite's thread instead of three (execute, fetch, close)
-        return await sqlite_trip(conn, _sqlite_dicts, sql, list(params))
+    """The rows of a SELECT as dicts, built from the driver's plain rows with the column names read once (on
+    SQLite by the engine itself: db_sqlite). Not for `... RETURNING`: Tortoise's Postgres client runs UPDATE,
+    DELETE and INSERT without rows."""
+    if is_sqlite(conn):
+        return list(await conn.execute_query_dict(sql, list(params)))
     _, records = await conn.execute_query(sql, list(params))
     if not records:
         return []
@@ -70,32 +54,8 @@ async def rows(conn: Any, sql: str, params: Sequence[Any]) -> list[dict[str, Any
 async def tuples(conn: Any, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
     """The rows of a SELECT as the driver's own sequences, cells in the order the SELECT names them: for a
     reader that builds one object per row from known positions (no dict per row at all)."""
-    if single_trip(conn):
-        return await sqlite_trip(conn, _sqlite_tuples, sql, list(params))
     _, records = await conn.execute_query(sql, list(params))
     return list(records)
-
-
-def _sqlite_tuples(db: Any, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    cursor = db.cursor()
-    try:
-        cursor.row_factory = None
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-    finally:
-        cursor.close()
-
-
-def _sqlite_dicts(db: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    """In aiosqlite's thread: the query on a cursor of plain tuples, made dicts."""
-    cursor = db.cursor()
-    try:
-        cursor.row_factory = None
-        cursor.execute(sql, params)
-        names = tuple(column[0] for column in cursor.description)
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        cursor.close()
 
 
 def as_bool(value: Any) -> bool | None:

@@ -30,8 +30,8 @@ from tortoise.fields import DatetimeField
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
+from imageextract.db_sqlite import ImmediateSqliteClient
 from imageextract.services.projection import connection as default_connection
-from imageextract.services.projection import single_trip, sqlite_trip
 
 M = TypeVar("M", bound=Model)
 
@@ -85,16 +85,12 @@ class Statement:
     async def execute(self, conn: Any = None, **params: Any) -> int:
         conn = conn or default_connection()
         sql, values = self._bind(conn, params)
-        if single_trip(conn):  # outside a transaction on SQLite: one trip, not holding the lock (projection)
-            return int(await sqlite_trip(conn, _sqlite_statement, sql, values, False))
         count, _ = await conn.execute_query(sql, values)
         return int(count)
 
     async def rows(self, conn: Any = None, **params: Any) -> list[dict[str, Any]]:
         conn = conn or default_connection()
         sql, values = self._bind(conn, params)
-        if single_trip(conn):
-            return list(await sqlite_trip(conn, _sqlite_statement, sql, values, True))
         return list(await conn.execute_query_dict(sql, values))
 
 
@@ -226,8 +222,8 @@ async def transaction(steps: Sequence[Step]) -> list[Any]:
     one event-loop round per statement, and under load a round is long: with 200 concurrent jobs the lock
     was held 87% of the time, and every other statement queued behind it."""
     conn = default_connection()
-    if single_trip(conn):
-        return list(await sqlite_trip(conn, _sqlite_transaction, list(steps)))
+    if isinstance(conn, ImmediateSqliteClient):  # the client itself, not one of its transactions
+        return list(await conn.trip(_sqlite_transaction, list(steps)))
     results: list[Any] = []
     async with in_transaction() as tx:
         for step in steps:
@@ -295,18 +291,3 @@ def _sqlite_transaction(db: Any, steps: list[Step]) -> list[Any]:
         raise
     return results
 
-
-def _sqlite_statement(db: Any, sql: str, values: list[Any], fetch: bool) -> Any:
-    """In aiosqlite's thread: one statement outside a transaction (autocommit); its rows or its row count."""
-    if _query_log.isEnabledFor(logging.DEBUG):
-        _query_log.debug("%s: %s", sql, values)
-    cursor = db.cursor()
-    try:
-        cursor.row_factory = None
-        cursor.execute(sql, values)
-        if not fetch:
-            return cursor.rowcount
-        names = tuple(column[0] for column in cursor.description)
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        cursor.close()
