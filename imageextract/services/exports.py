@@ -33,7 +33,6 @@ from imageextract.context import Context
 from imageextract.errors import (
     Conflict,
     Forbidden,
-    InsufficientCredits,
     NotFound,
     NotReady,
     Unprocessable,
@@ -55,7 +54,7 @@ from imageextract.extract.types import ExtractError
 from imageextract.models import Export, ExportFile, ExportImage, Image, Job, LedgerEntry
 from imageextract.services import jobs, ledger
 from imageextract.services.downloads import SAFE_SEGMENT
-from imageextract.services.plans import get_plan
+from imageextract.services.plans import check_daily_cap, get_plan
 from imageextract.services.unit_of_work import unit_of_work
 from imageextract.storage import StorageNotFound, content_key
 from imageextract.zipstream import ZipEntry
@@ -270,13 +269,7 @@ async def _check_daily_cap(account_id: str, plan_name: str, n: int, conn: Any) -
     jobs_spent = await ledger.net_debited(account_id=account_id, since=start, until=None, conn=conn)
     row = await LedgerEntry.filter(account_id=account_id, entry_type__in=["export_debit", "export_refund"],
                                    created_at__gte=start).using_db(conn).annotate(total=Sum("amount")).values("total")
-    spent = jobs_spent - int((row[0]["total"] if row else 0) or 0)
-    if spent + n > plan.daily_credit_cap:
-        raise InsufficientCredits(
-            f"Daily credit cap of {plan.daily_credit_cap} reached on the {plan.plan} plan",
-            details={"daily_credit_cap": plan.daily_credit_cap, "spent_today": spent, "required": n},
-            code="daily_credit_cap",
-        )
+    check_daily_cap(plan, jobs_spent - int((row[0]["total"] if row else 0) or 0), n)
 
 
 async def create_export(ctx: Context, *, job_id: str, image_ids: Any = None, filenames: Any = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from imageextract.errors import ValidationError
+from imageextract.errors import InsufficientCredits, ValidationError
 
 
 @dataclass(frozen=True)
@@ -49,3 +49,13 @@ def get_plan(name: str) -> Plan:
         raise ValidationError(
             f"Unknown plan {name!r}", details={"plan": name, "allowed": sorted(PLANS)}
         ) from None
+
+
+def check_daily_cap(plan: Plan, spent: int, n: int) -> None:
+    """The plan's daily credit cap: `n` more credits on top of `spent` today, or 402 `daily_credit_cap`."""
+    if 0 <= plan.daily_credit_cap < spent + n:
+        raise InsufficientCredits(
+            f"Daily credit cap of {plan.daily_credit_cap} reached on the {plan.plan} plan",
+            details={"daily_credit_cap": plan.daily_credit_cap, "spent_today": spent, "required": n},
+            code="daily_credit_cap",
+        )

@@ -15,7 +15,6 @@ from tortoise.expressions import F
 from imageextract.context import Context
 from imageextract.errors import (
     Forbidden,
-    InsufficientCredits,
     NotFound,
     PayloadTooLarge,
     Unauthenticated,
@@ -26,7 +25,7 @@ from imageextract.models import IdempotencyRecord, Job, JobItem, Project, RateCo
 from imageextract.services import idempotency, ledger, ratelimit, stored_objects
 from imageextract.services.filetypes import sniff_document
 from imageextract.services.guests import ensure_guest
-from imageextract.services.plans import GUEST_PLAN, Plan, get_plan
+from imageextract.services.plans import GUEST_PLAN, Plan, check_daily_cap, get_plan
 from imageextract.services.security import sha256_hex
 from imageextract.services.sql import Insert, Refused, Statement, Step, load, transaction
 from imageextract.services.unit_of_work import Message, send_messages
@@ -314,7 +313,7 @@ def _daily_cap_steps(account_id: str, plan: Plan, n: int) -> list[Step]:
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
     def within_cap(done: list[Any]) -> None:
-        _check_cap(plan, -int(done[-1][0]["total"]), n)
+        check_daily_cap(plan, -int(done[-1][0]["total"]), n)
 
     return [Step(_SPENT_SINCE, {"id": account_id, "since": start}, fetch=True, check=within_cap)]
 
@@ -324,13 +323,4 @@ async def _check_daily_cap(account_id: str, plan: Plan, n: int, conn: Any) -> No
     if plan.daily_credit_cap < 0:
         return
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    _check_cap(plan, await ledger.net_debited(account_id=account_id, since=start, until=None, conn=conn), n)
-
-
-def _check_cap(plan: Plan, spent: int, n: int) -> None:
-    if spent + n > plan.daily_credit_cap:
-        raise InsufficientCredits(
-            f"Daily credit cap of {plan.daily_credit_cap} reached on the {plan.plan} plan",
-            details={"daily_credit_cap": plan.daily_credit_cap, "spent_today": spent, "required": n},
-            code="daily_credit_cap",
-        )
+    check_daily_cap(plan, await ledger.net_debited(account_id=account_id, since=start, until=None, conn=conn), n)
