@@ -223,7 +223,7 @@ async def transaction(steps: Sequence[Step]) -> list[Any]:
     was held 87% of the time, and every other statement queued behind it."""
     conn = default_connection()
     if isinstance(conn, ImmediateSqliteClient):  # the client itself, not one of its transactions
-        return list(await conn.trip(_sqlite_transaction, list(steps)))
+        return list(await conn.trip(_sqlite_transaction, list(steps), write=True))
     results: list[Any] = []
     async with in_transaction() as tx:
         for step in steps:
@@ -252,9 +252,12 @@ _query_log = logging.getLogger("tortoise.db_client")
 
 
 def _sqlite_transaction(db: Any, steps: list[Step]) -> list[Any]:
-    """In aiosqlite's thread, as one trip (db_sqlite): BEGIN IMMEDIATE, the steps, COMMIT."""
+    """In aiosqlite's thread, as one trip (db_sqlite): BEGIN IMMEDIATE, the steps, COMMIT; or only the
+    steps, inside the savepoint of a group of writes that commit together (db_sqlite's group commit)."""
     logged = _query_log.isEnabledFor(logging.DEBUG)
-    db.execute("BEGIN IMMEDIATE")
+    own = not db.in_transaction
+    if own:
+        db.execute("BEGIN IMMEDIATE")
     results: list[Any] = []
     try:
         cursor = db.cursor()
@@ -285,9 +288,11 @@ def _sqlite_transaction(db: Any, steps: list[Step]) -> list[Any]:
                     step.check(results)
         finally:
             cursor.close()
-        db.commit()
+        if own:
+            db.commit()
     except BaseException:
-        db.rollback()
+        if own:
+            db.rollback()
         raise
     return results
 
