@@ -95,20 +95,13 @@ _COUNT_LAST_ITEM = Statement(lambda: f"""
     WHERE "id"=:id AND "status" IN ('pending', 'queued', 'processing') RETURNING {returning(Job)}""")
 
 
-def _slot_limit(account: Account) -> int:
-    return (PLANS.get(account.plan) or GUEST_PLAN).url_worker_concurrency
-
-
 async def _give_slot(account: Account | None) -> None:
     if account is not None:
         await _GIVE_SLOT.execute(id=account.id)
 
 
-async def _item_and_job(item_id: str) -> JobItem | None:
-    rows = await _ITEM_AND_JOB.rows(id=item_id) if parse_uuid(item_id) is not None else []
-    if not rows:
-        return None
-    row = rows[0]
+def _loaded(row: dict[str, Any]) -> JobItem:
+    """The item of an `_ITEM_AND_JOB` row, its job attached, and the job's account and project."""
     item, job = load(JobItem, row), load(Job, row, "j__")
     assert item is not None and job is not None
     attach(job, "account", load(Account, row, "a__"))
@@ -117,21 +110,35 @@ async def _item_and_job(item_id: str) -> JobItem | None:
     return item
 
 
+def _claimable(results: list[Any]) -> None:
+    """On the item's row as the claim reads it: refused `skipped` when the item or its job moved on, refused
+    `deferred` when the account has no free slot (read with the item, so such a message changes nothing)."""
+    rows = results[0]
+    if not rows or rows[0]["status"] in progress.TERMINAL or rows[0]["j__status"] in progress.TERMINAL:
+        raise Refused("skipped")
+    row = rows[0]
+    if row["a__id"] is not None and row["a__active_items"] >= _plan_limit(row["a__plan"]):
+        raise Refused("deferred")
+    if row["j__status"] not in ("queued", "processing"):
+        raise Refused("skipped")
+
+
+def _plan_limit(plan: str) -> int:
+    return (PLANS.get(plan) or GUEST_PLAN).url_worker_concurrency
+
+
 async def process_item(runtime: Any, item_id: str) -> str:
     """Extract one source. Returns what happened (for logs and tests): done, failed, skipped, deferred."""
-    item = await _item_and_job(item_id)
-    if item is None or item.status in progress.TERMINAL:
+    if parse_uuid(item_id) is None:
         return "skipped"
-    job: Job = item.job
-    if job.status in progress.TERMINAL:
-        return "skipped"
-    account: Account | None = job.account if job.account_id else None  # type: ignore[attr-defined]
-    claim = await _claim(runtime, item, job, account)
+    claim, item = await _claim(runtime, item_id)
     if claim == "deferred":
         await send_messages(runtime, [Message("process_item", (item_id,), SLOT_RETRY_MS)])  # nothing to commit
         return "deferred"
-    if claim == "skipped":
+    if item is None:
         return "skipped"
+    job: Job = item.job
+    account: Account | None = job.account if job.account_id else None  # type: ignore[attr-defined]
     slot = _Slot(account)
     outcome = "skipped"
     try:
@@ -155,35 +162,53 @@ class _Slot:
         self.returned = account is None
 
 
-async def _claim(runtime: Any, item: JobItem, job: Job, account: Account | None) -> str:
-    """In one transaction: the job's start, the item's claim and the account's slot (per-account
-    concurrency). Answers `deferred` (no free slot), `skipped` (the item or job moved on: nothing is kept),
-    `started` (claimed, and this attempt started the job) or `claimed`.
+async def _claim(runtime: Any, item_id: str, row: dict[str, Any] | None = None) -> tuple[str, JobItem | None]:
+    """In one transaction: the read of the item (its job, account and project), the job's start, the item's
+    claim and the account's slot (per-account concurrency). Answers `deferred` (no free slot), `skipped` (the
+    item or job moved on: nothing is kept), `started` (claimed, and this attempt started the job) or
+    `claimed`, with the claimed item (else None).
+    `row`: the item as read earlier, in place of the read (what a Postgres transaction sees when another
+    commits between its read and its updates: the updates' own conditions refuse what moved on).
     Rows are locked job, then item, then account, the order cancellation takes them in, so the two cannot
     deadlock on Postgres (a completion locks no job that is still queued)."""
-    if account is not None and account.active_items >= _slot_limit(account):
-        return "deferred"  # as read with the item: no transaction for a message that must wait anyway
-    if job.status not in ("queued", "processing"):
-        return "skipped"
     now = _now()
     lease = now + timedelta(seconds=runtime.settings.item_stuck_seconds)
     steps: list[Step] = []
-    if job.status == "queued":  # started here, or by another item's claim; not cancelled meanwhile
-        steps.append(Step(_START_JOB, {"id": job.id, "now": now}))
-        steps.append(Step(_JOB_RUNNING, {"id": job.id}, fetch=True, required="skipped", when=lambda done: not done[-1]))
-    steps.append(Step(_CLAIM, {"id": item.id, "attempts": item.attempts, "now": now, "lease": lease},
-                      required="skipped"))
-    if account is not None:  # taken meanwhile: the claim and the start go back with the rollback
-        steps.append(Step(_TAKE_SLOT, {"id": account.id, "limit": _slot_limit(account)}, required="deferred"))
+    if row is None:
+        steps.append(Step(_ITEM_AND_JOB, {"id": item_id}, fetch=True, check=_claimable))
+    else:
+        try:
+            _claimable([[row]])
+        except Refused as refused:
+            return refused.outcome, None
+    known = row
+
+    def row_of(done: list[Any]) -> dict[str, Any]:
+        return known if known is not None else done[0][0]
+
+    start_at = len(steps)
+    steps += [  # the job's start, when it was read queued: started here, or by another item's claim meanwhile
+        Step(_START_JOB, lambda done: {"id": row_of(done)["j__id"], "now": now},
+             when=lambda done: row_of(done)["j__status"] == "queued"),
+        Step(_JOB_RUNNING, lambda done: {"id": row_of(done)["j__id"]}, fetch=True, required="skipped",
+             when=lambda done: row_of(done)["j__status"] == "queued" and not done[-1]),
+        Step(_CLAIM, lambda done: {"id": item_id, "attempts": row_of(done)["attempts"], "now": now, "lease": lease},
+             required="skipped"),
+        # taken meanwhile: the claim and the start go back with the rollback
+        Step(_TAKE_SLOT, lambda done: {"id": row_of(done)["a__id"], "limit": _plan_limit(row_of(done)["a__plan"])},
+             required="deferred", when=lambda done: row_of(done)["a__id"] is not None),
+    ]
     try:
         results = await transaction(steps)
     except Refused as refused:
-        return refused.outcome
-    started = job.status == "queued" and bool(results[0])
+        return refused.outcome, None
+    item = _loaded(row_of(results))
+    job: Job = item.job
+    started = job.status == "queued" and bool(results[start_at])
     item.status, item.attempts, item.started_at, item.lease_expires_at = "processing", item.attempts + 1, now, lease
     if started:
         job.status, job.started_at = "processing", now
-    return "started" if started else "claimed"
+    return ("started" if started else "claimed"), item
 
 
 async def _process_claimed(runtime: Any, item: JobItem, job: Job, slot: _Slot, *, started_job: bool) -> str:

@@ -1,8 +1,10 @@
 """An item's claim: the job's start, the item's claim and the account's slot are one transaction.
 
-A message for an account at its concurrency limit changes nothing (the item stays queued, its job too);
-a slot taken by another worker between the read and the claim rolls the job's start and the claim back;
-an item of a cancelled job is skipped without taking a slot. The runtime is real (the test's database,
+The claim reads the item in the same transaction. A message for an account at its concurrency limit changes
+nothing (the item stays queued, its job too). On Postgres another transaction can still commit between that
+read and the updates; the updates' own conditions refuse what moved on, tested here with a row read before the
+change: a slot taken meanwhile rolls the job's start and the claim back, and an item of a job cancelled
+meanwhile is skipped without taking a slot. The runtime is real (the test's database,
 the embedded broker without worker threads, so nothing else processes the job).
 """
 
@@ -41,6 +43,14 @@ async def _queued_job(runtime: Any, plan: str) -> tuple[Any, str, str]:
     return submitted.job, submitted.item_ids[0], acct["account_id"]
 
 
+async def _row(item_id: str) -> dict[str, Any]:
+    from imageextract.services import pipeline
+
+    rows = await pipeline._ITEM_AND_JOB.rows(id=item_id)
+    assert len(rows) == 1
+    return rows[0]
+
+
 async def _state(job_id: Any, item_id: str, account_id: str) -> tuple[str, str, int, int, Any]:
     from imageextract.models import Account, Job, JobItem
 
@@ -66,27 +76,29 @@ async def test_a_slot_taken_meanwhile_rolls_back_the_start_and_the_claim(runtime
     from imageextract.services.plans import PLANS
 
     job, item_id, account_id = await _queued_job(runtime, "pro")
-    item = await pipeline._item_and_job(item_id)  # read while a slot is free ...
-    assert item is not None and item.job.account.active_items == 0
+    row = await _row(item_id)  # read while a slot is free ...
+    assert row["a__active_items"] == 0
     limit = PLANS["pro"].url_worker_concurrency
     await Account.filter(id=account_id).update(active_items=limit)  # ... then other workers take them all
-    assert await pipeline._claim(runtime, item, item.job, item.job.account) == "deferred"
+    assert await pipeline._claim(runtime, item_id, row) == ("deferred", None)
     # Neither the job's start nor the claim was kept: the next attempt finds both as they were.
     assert await _state(job.id, item_id, account_id) == ("queued", "queued", 0, limit, None)
 
     await Account.filter(id=account_id).update(active_items=limit - 1)
-    item = await pipeline._item_and_job(item_id)
-    assert item is not None
-    assert await pipeline._claim(runtime, item, item.job, item.job.account) == "started"
+    claim, item = await pipeline._claim(runtime, item_id)
+    assert claim == "started" and item is not None
+    assert (item.status, item.attempts, item.job.status) == ("processing", 1, "processing")
     status, item_status, attempts, active, started_at = await _state(job.id, item_id, account_id)
     assert (status, item_status, attempts, active) == ("processing", "processing", 1, limit)
     assert started_at is not None
     # The same message delivered again (at least once), with a slot free, finds the item claimed: skipped,
     # and the free slot is not taken.
     await Account.filter(id=account_id).update(active_items=0)
-    again = await pipeline._item_and_job(item_id)
-    assert again is not None
-    assert await pipeline._claim(runtime, again, again.job, again.job.account) == "skipped"
+    assert await pipeline._claim(runtime, item_id) == ("skipped", None)
+    assert (await _state(job.id, item_id, account_id))[2:4] == (1, 0)
+    # ... and so does one that read the item while it was still queued (attempts 0): the claim's condition
+    # on the attempt refuses it.
+    assert await pipeline._claim(runtime, item_id, row) == ("skipped", None)
     assert (await _state(job.id, item_id, account_id))[2:4] == (1, 0)
 
 
@@ -95,8 +107,10 @@ async def test_an_item_of_a_cancelled_job_is_skipped_without_a_slot(runtime: Any
     from imageextract.services import pipeline
 
     job, item_id, account_id = await _queued_job(runtime, "pro")
-    item = await pipeline._item_and_job(item_id)  # read while the job is queued ...
-    assert item is not None
+    row = await _row(item_id)  # read while the job is queued ...
     await Job.filter(id=job.id).update(status="cancelled")  # ... cancelled before the claim
-    assert await pipeline._claim(runtime, item, item.job, item.job.account) == "skipped"
+    assert await pipeline._claim(runtime, item_id, row) == ("skipped", None)
+    assert await _state(job.id, item_id, account_id) == ("cancelled", "queued", 0, 0, None)
+    # read after the cancel: refused by what the read sees, in the same transaction
+    assert await pipeline._claim(runtime, item_id) == ("skipped", None)
     assert await _state(job.id, item_id, account_id) == ("cancelled", "queued", 0, 0, None)
