@@ -19,6 +19,7 @@ from imageextract.errors import DomainError
 from imageextract.extract.cli import main as extract_main
 from imageextract.graphql_app import sdl
 from imageextract.models import Account, User
+from imageextract.runtime import settle_heap
 from imageextract.services.admin import create_account_with_key, grant_credits, issue_owner_key, set_plan
 from imageextract.tasks.worker import run_worker
 
@@ -40,7 +41,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     try:
         asyncio.run(_prepare(settings, migrate=not args.no_migrate))
-        serve_on(http_server(create_app(settings), settings), sock)
+        server = http_server(create_app(settings), settings)
+        settle_heap()
+        serve_on(server, sock)
     finally:
         sock.close()
     return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,15 @@ class Runtime:
 
     def context(self) -> Context:
         return Context(settings=self.settings, services=self, enqueue=self.enqueue)
+
+
+def settle_heap() -> None:
+    """For a server process, once it holds what it keeps for life (modules, the GraphQL schema, the ORM's
+    models): collect, then take those objects out of the collector's sight (`gc.freeze`). Otherwise every
+    full collection walks them all again: about 140,000 objects, 50 ms with the event loop stopped, a few
+    times a second under load. Not for tests, whose garbage would be kept for good."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _reconcile_forever(runtime: Runtime) -> None:

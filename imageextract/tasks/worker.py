@@ -19,7 +19,7 @@ import dramatiq
 
 from imageextract import logs
 from imageextract.config import Settings
-from imageextract.runtime import open_runtime
+from imageextract.runtime import open_runtime, settle_heap
 from imageextract.tasks.bridge import LoopThread
 
 log = logging.getLogger("imageextract.worker")
@@ -52,6 +52,7 @@ def _worker_main(settings: Settings, threads: int) -> int:
     # it bounds how long an idle worker thread takes to notice a stop.
     worker = dramatiq.Worker(runtime.broker, worker_threads=threads, worker_timeout=WORKER_TIMEOUT_MS)
     worker.start()
+    settle_heap()
     log.info("worker ready: %d threads", threads)
     stopping = threading.Event()
 
