@@ -46,11 +46,21 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop where it exists, as uvicorn runs the API on: asyncio's own selector loop costs several
+    times its CPU per callback, and a worker's loop runs a few hundred callbacks per item."""
+    try:
+        import uvloop
+    except ImportError:  # no uvloop on this platform
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class LoopThread:
     """A daemon thread running an event loop forever (for worker processes)."""
 
     def __init__(self, name: str = "imageextract-loop") -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def _run(self) -> None:
