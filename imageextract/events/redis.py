@@ -6,11 +6,17 @@ UNSUBSCRIBEd when the last one leaves; `subscribe()` returns only after Redis co
 If the connection drops, the reader reconnects and re-subscribes every channel (redis-py does this on
 reconnect); messages published while it was down are lost, which is why subscribers start from the state
 in the database rather than from the event stream.
+
+Publishing does not wait for Redis: `publish` puts the message on an outbox and one flusher task sends
+everything the outbox holds in one pipelined round trip, in order. A pipeline's item publishes four
+events; awaiting each cost it four round trips of its own, a tenth of its time on Postgres + Redis.
+Progress is best effort (a failed flush is logged, the events are dropped); `close` sends what is left.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -20,6 +26,9 @@ from typing import Any
 from imageextract.events import Subscription
 
 log = logging.getLogger("imageextract.events.redis")
+
+# Events waiting for Redis past this many (Redis down or slow): the oldest are dropped.
+OUTBOX_LIMIT = 10_000
 
 
 class RedisPubSub:
@@ -33,6 +42,8 @@ class RedisPubSub:
         self._local: dict[str, set[Subscription]] = {}
         self._confirmed: dict[str, asyncio.Event] = {}
         self._lock = asyncio.Lock()
+        self._outbox: collections.deque[tuple[str, str]] = collections.deque(maxlen=OUTBOX_LIMIT)
+        self._flusher: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         import redis.asyncio as aioredis
@@ -41,6 +52,9 @@ class RedisPubSub:
         self._pubsub = self._client.pubsub()
 
     async def close(self) -> None:
+        if self._flusher is not None:  # what was published before the close still goes out
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._flusher), 5)
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -55,7 +69,29 @@ class RedisPubSub:
         self._local.clear()
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
-        await self._client.publish(self.prefix + channel, json.dumps(message, default=str))
+        if len(self._outbox) == OUTBOX_LIMIT:
+            log.warning("progress outbox full (Redis unreachable?): dropping the oldest event")
+        self._outbox.append((self.prefix + channel, json.dumps(message, default=str)))
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="redis-pubsub-flusher")
+
+    async def _flush(self) -> None:
+        """Send the outbox, one pipeline per round, until it is empty (a publish meanwhile joins the next)."""
+        try:
+            while self._outbox:
+                batch = list(self._outbox)
+                self._outbox.clear()
+                try:
+                    async with self._client.pipeline(transaction=False) as pipe:
+                        for channel, data in batch:
+                            pipe.publish(channel, data)
+                        await pipe.execute()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.warning("could not publish %d progress event(s)", len(batch), exc_info=True)
+        finally:
+            self._flusher = None
 
     async def _read_forever(self) -> None:
         while True:

@@ -108,3 +108,34 @@ def contextlib_all(managers: list[Any]) -> Any:
 def test_build_pubsub_follows_settings(tmp_path: Any) -> None:
     assert isinstance(build_pubsub(Settings(data_dir=tmp_path)), MemoryPubSub)
     assert isinstance(build_pubsub(Settings(data_dir=tmp_path, redis_url="redis://127.0.0.1:1/0")), RedisPubSub)
+
+
+async def test_redis_publish_returns_at_once_and_close_sends_what_is_left(namespace: str) -> None:
+    """A publisher's events go out in order, pipelined, after `publish` returned; closing right after the
+    last publish still delivers them all (a worker stopping after its last item)."""
+    api = await _open("redis", namespace)
+    worker = await _open("redis", namespace)
+    try:
+        async with api.subscribe("job:y") as sub:
+            for i in range(300):
+                await worker.publish("job:y", {"n": i})
+            assert worker._outbox, "publish queued the events rather than waiting for Redis"
+            await worker.close()
+            assert [(await sub.get(timeout=5))["n"] for _ in range(300)] == list(range(300))
+    finally:
+        await api.close()
+        await worker.close()
+
+
+async def test_redis_down_drops_progress_without_failing_or_blocking_the_publisher() -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    bus = RedisPubSub(f"redis://127.0.0.1:{dead}/0", namespace="ie-test-down")
+    await bus.open()
+    for i in range(50):
+        await bus.publish("job:z", {"n": i})  # progress is best effort: no error reaches the job
+    await bus.close()  # waits for the failed flush, which logged and dropped the events
+    assert not bus._outbox and bus._flusher is None
