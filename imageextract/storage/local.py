@@ -13,8 +13,8 @@ from pathlib import Path
 
 from imageextract.storage import CHUNK_SIZE, StorageNotFound, check_key
 
-# `missing` looks at this many files on the loop; more go to a thread.
-INLINE_STATS = 16
+# `missing` looks at this many files on the loop (a page's images, mostly); more go to a thread.
+INLINE_STATS = 64
 
 
 class LocalStorage:
