@@ -6,6 +6,7 @@ Each `resolvers/<domain>.py` declares `Query`, `Mutation` and (where it has live
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncGenerator, Iterator
 from types import ModuleType
@@ -30,11 +31,13 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.tools import merge_types
 from strawberry.types.execution import ExecutionResult
+from strawberry.utils.await_maybe import await_maybe
 
 from imageextract import transport
 from imageextract.db import DB_RETRY_AFTER_SECONDS, is_unavailable
@@ -97,7 +100,37 @@ class DatabaseUnavailable(SchemaExtension):
                 error.extensions = {"code": "service_unavailable", "details": None}
 
 
+class ExtensionsRunner(SchemaExtensionsRunner):
+    """Strawberry's runner, minus the calls that do nothing: per subscription event it asks every extension
+    for results and opens an `on_stream_result` context for each, though none of ours has either hook (a
+    fifth of a subscriber's CPU per event at 1,000 subscribers). Only the extensions that override a hook
+    are called for it, in order, as Strawberry would."""
+
+    def __init__(self, execution_context: Any, extensions: list[SchemaExtension] | None = None) -> None:
+        super().__init__(execution_context, extensions)
+        self._with_results = [e for e in self.extensions if type(e).get_results is not SchemaExtension.get_results]
+        self._on_stream = any(type(e).on_stream_result is not SchemaExtension.on_stream_result
+                              for e in self.extensions)
+
+    def on_stream_result(self, result: Any) -> Any:
+        return super().on_stream_result(result) if self._on_stream else _NOTHING
+
+    async def get_extensions_results(self, ctx: Any) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for extension in self._with_results:
+            data.update(await await_maybe(extension.get_results()))
+        data.update(ctx.extensions_results)
+        return data
+
+
+_NOTHING = contextlib.nullcontext()
+
+
 class Schema(strawberry.Schema):
+    def create_extensions_runner(self, execution_context: Any,
+                                 extensions: list[SchemaExtension]) -> SchemaExtensionsRunner:
+        return ExtensionsRunner(execution_context, extensions)
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Log only what is our fault: a DomainError (404, 403, validation...) is an answer, not an incident."""
         unexpected = [e for e in errors if not isinstance(e.original_error, DomainError)]

@@ -100,6 +100,7 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
     (root, document, variables, viewer)."""
 
     _share: tuple[Any, ...] | None = None
+    _share_scope: tuple[Any, ...]
 
     def complete_iterable_value(self, item_type: Any, field_details_list: Any, info: Any, path: Any,
                                 items: Iterable[Any], position_context: Any) -> Any:
@@ -167,27 +168,46 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
         return plan
 
     def build_per_event_executor(self, payload: Any) -> Any:  # noqa: D102
+        # The part of the key that holds for the whole subscription, computed on its first event.
+        scope = self.__dict__.get("_share_scope")
+        if scope is None:
+            scope = self._share_scope = (id(self.operation), _variables_key(self.variable_values),
+                                         viewer_scope(self.context_value))
+        key = (id(payload), *scope)
+        entry = _results.get(key)
+        if entry is not None and entry[0][0] is payload and entry[0][1] is self.operation:
+            return _Computed(entry[1])  # already executed for this audience: no executor to build
         executor = super().build_per_event_executor(payload)
-        executor._share = (payload, self.operation,  # type: ignore[attr-defined]
-                           _variables_key(self.variable_values), viewer_scope(self.context_value))
+        executor._share = (payload, key)  # type: ignore[attr-defined]
         return executor
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         share = self._share
         if share is None:
             return super().execute_operation(serially)
-        payload, operation, variables, scope = share
-        key = (id(payload), id(operation), variables, scope)
-        entry = _results.get(key)
-        if entry is not None and entry[0][0] is payload and entry[0][1] is operation:
-            result = entry[1]
-        else:
-            result = super().execute_operation(serially)
-            if self.is_awaitable(result):
-                result = asyncio.ensure_future(result)  # one task, awaited by every subscriber with this key
-            _remember(_results, key, ((payload, operation), result))
-        # Shielded: a subscriber that disconnects cancels its own wait, never the shared execution.
-        return asyncio.shield(result) if isinstance(result, asyncio.Future) else result
+        payload, key = share
+        result = super().execute_operation(serially)
+        if self.is_awaitable(result):
+            result = asyncio.ensure_future(result)  # one task, awaited by every subscriber with this key
+        _remember(_results, key, ((payload, self.operation), result))
+        return _shielded(result)
+
+
+class _Computed:
+    """Stands in for a per-event executor when the event's result for this audience exists already."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        return _shielded(self.result)
+
+
+def _shielded(result: Any) -> Any:
+    # A subscriber that disconnects cancels its own wait, never the shared execution.
+    return asyncio.shield(result) if isinstance(result, asyncio.Future) else result
 
 
 def _complete_flat(item: Any, plan: FlatPlan) -> dict[str, Any]:
