@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import current_millis
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
+from redis.exceptions import NoScriptError
 
 from imageextract import logs
 from imageextract.config import Settings
@@ -64,14 +66,25 @@ class WakingRedisBroker(RedisBroker):
     def wake_key(self, queue_name: str) -> str:
         return f"{self.namespace}:{queue_name}.wake"
 
-    def enqueue(self, message: dramatiq.Message[Any], *, delay: int | None = None) -> dramatiq.Message[Any]:
-        sent = super().enqueue(message, delay=delay)
-        key = self.wake_key(sent.queue_name)  # the delay queue's name when delayed
+    def do_enqueue(self, queue_name: str, message_id: str, data: bytes) -> None:
+        """Dramatiq's enqueue script and the wake-up token in one round trip (RedisBroker.enqueue calls this
+        with the delay queue's name for a delayed message). The script runs by its hash, as Dramatiq's own
+        dispatch runs it; a Redis that lost its scripts (restart, SCRIPT FLUSH) gets it loaded again."""
+        dispatch = self.scripts["dispatch"]
+        keys = [self.namespace]
+        args = ["enqueue", current_millis(), queue_name, self.broker_id, self.heartbeat_timeout,
+                self.dead_message_ttl, self._should_do_maintenance("enqueue"), self._max_unpack_size(),
+                message_id, data]
+        wake = self.wake_key(queue_name)
         with self.client.pipeline(transaction=False) as pipe:
-            pipe.lpush(key, 1)
-            pipe.ltrim(key, 0, WAKE_TOKENS_KEPT - 1)
-            pipe.execute()
-        return sent
+            pipe.evalsha(dispatch.sha, len(keys), *keys, *args)
+            pipe.lpush(wake, 1)
+            pipe.ltrim(wake, 0, WAKE_TOKENS_KEPT - 1)
+            sent, *_ = pipe.execute(raise_on_error=False)
+        if isinstance(sent, NoScriptError):
+            dispatch(keys=keys, args=args)  # loads the script, then runs it: the message is enqueued once
+        elif isinstance(sent, Exception):
+            raise sent
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> dramatiq.Consumer:
         return super().consume(queue_name, prefetch, timeout=min(timeout, CONSUMER_IDLE_SLEEP_MS))

@@ -91,6 +91,19 @@ def test_unclaimed_wake_tokens_are_bounded(broker: broker_module.WakingRedisBrok
     assert len(broker.do_fetch("wake-test", 500)) == broker_module.WAKE_TOKENS_KEPT + 40
 
 
+def test_enqueue_survives_a_redis_that_lost_its_scripts(broker: broker_module.WakingRedisBroker) -> None:
+    """The enqueue script runs by its hash in the same round trip as the wake-up token; after SCRIPT FLUSH
+    (or a Redis restart) the message is still enqueued, once, and still wakes an idle consumer."""
+    broker.client.script_flush()
+    thread, out = _fetch_in_thread(broker, "wake-test")
+    sent = broker.enqueue(_message("wake-test"))
+    thread.join(timeout=WOKEN)
+    assert not thread.is_alive() and out["seconds"] < WOKEN, out
+    assert [dramatiq.Message.decode(m).message_id for m in out["messages"]] == [sent.message_id]
+    broker.enqueue(_message("wake-test"))  # the script is back: the next one takes the one-trip path
+    assert len(broker.do_fetch("wake-test", 10)) == 1
+
+
 def test_a_worker_runs_a_message_sent_while_it_idles(broker: broker_module.WakingRedisBroker) -> None:
     """A real Dramatiq worker on the broker: idle long enough to be blocked on the wake-up list, it still
     runs a message sent then, long before the blocking wait would have ended."""
