@@ -24,12 +24,17 @@ import asyncio
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
+from math import isfinite
 from typing import Any, TypeVar
 
 from graphql import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
     GraphQLBoolean,
     GraphQLError,
+    GraphQLFloat,
     GraphQLID,
+    GraphQLInt,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
@@ -79,8 +84,9 @@ def _variables_key(values: Any) -> str:
 FlatPlan = list[tuple[str, str, int, Callable[[Any], Any] | None, Callable[[Any], Any], bool, type | None]]
 _NO_PLAN: FlatPlan = []
 _ATTR, _VIEW, _CALL = 0, 1, 2  # getattr; a dict's key or else getattr (view_attr); the reader
-# graphql-core's String, ID and Boolean give back a str (a bool) as it is: no call needed for those.
-_UNCHANGED = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
+# graphql-core's String, ID and Boolean give back a str (a bool) as it is, Int an int within 32 bits and
+# Float a finite float: no call needed for those (an int out of range, a NaN: serialise raises, as it would).
+_UNCHANGED = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool, GraphQLInt: int, GraphQLFloat: float}
 
 
 class _NotFlat(Exception):
@@ -210,6 +216,11 @@ def _shielded(result: Any) -> Any:
     return asyncio.shield(result) if isinstance(result, asyncio.Future) else result
 
 
+def _plain_number(value: Any) -> bool:
+    """An int that Int serialises as it is (32 bits), or a float that Float does (finite)."""
+    return GRAPHQL_MIN_INT <= value <= GRAPHQL_MAX_INT if value.__class__ is int else isfinite(value)
+
+
 def _complete_flat(item: Any, plan: FlatPlan) -> dict[str, Any]:
     if item is None:
         raise _NotFlat
@@ -226,7 +237,7 @@ def _complete_flat(item: Any, plan: FlatPlan) -> dict[str, Any]:
             if non_null:
                 raise _NotFlat
             row[key] = None
-        elif value.__class__ is unchanged:
+        elif value.__class__ is unchanged and (unchanged is str or unchanged is bool or _plain_number(value)):
             row[key] = value
         else:
             row[key] = serialize(value)
