@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from graphql import (
     GRAPHQL_MAX_INT,
     GRAPHQL_MIN_INT,
+    FragmentSpreadNode,
     GraphQLBoolean,
     GraphQLError,
     GraphQLFloat,
@@ -48,6 +49,7 @@ MAX_ENTRIES = 4096  # recent (event, key) results kept; an evicted one is simply
 
 _roots: OrderedDict[int, tuple[Any, Any]] = OrderedDict()  # id(message) -> (message, root)
 _results: OrderedDict[Hashable, tuple[tuple[Any, ...], Any]] = OrderedDict()  # key -> (kept alive, result)
+_plans: OrderedDict[Hashable, tuple[tuple[Any, ...], Any]] = OrderedDict()  # flat plans shared by requests
 
 
 def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
@@ -122,13 +124,27 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
                                                    position_context)
 
     def _flat_plan(self, item_type: Any, field_details_list: Any) -> FlatPlan:
+        """The plan for this list's selection. A selection with no directive anywhere below it (fragments
+        included) and no @defer around it plans the same for every request with the same document (whose
+        nodes the parser cache keeps): planned once per process. Otherwise once per execution."""
+        if any(d.defer_usage is not None for d in field_details_list):
+            return _NO_PLAN
+        nodes = tuple(d.node for d in field_details_list)
+        key = (item_type, *map(id, nodes))
+        shared = _plans.get(key)
+        if shared is not None and all(a is b for a, b in zip(shared[0], nodes, strict=True)):
+            return shared[1]
         cache: dict[Any, tuple[Any, FlatPlan]] = self.__dict__.setdefault("_flat_plans", {})
-        key = (item_type, id(field_details_list))
         cached = cache.get(key)
         if cached is not None:
             return cached[1]
         plan = self._build_flat_plan(item_type, field_details_list)
-        cache[key] = (field_details_list, plan)  # the list kept alive: its id is not reused meanwhile
+        manager = self.middleware_manager
+        if (manager is None or not manager.middlewares) and not any(
+                _directed(n.selection_set, self.fragments, set()) for n in nodes):
+            _remember(_plans, key, (nodes, plan))  # the nodes kept alive: their ids are not reused meanwhile
+        else:
+            cache[key] = (nodes, plan)
         return plan
 
     def _build_flat_plan(self, item_type: Any, field_details_list: Any) -> FlatPlan:
@@ -214,6 +230,28 @@ class _Computed:
 def _shielded(result: Any) -> Any:
     # A subscriber that disconnects cancels its own wait, never the shared execution.
     return asyncio.shield(result) if isinstance(result, asyncio.Future) else result
+
+
+def _directed(selection_set: Any, fragments: dict[str, Any], seen: set[str]) -> bool:
+    """Whether this selection set can select differently from one request to the next: a directive anywhere
+    in it, or a fragment with arguments, the fragments it spreads included."""
+    if selection_set is None:
+        return False
+    for selection in selection_set.selections:
+        if selection.directives:
+            return True
+        if isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name not in seen:
+                seen.add(name)
+                details = fragments.get(name)
+                if (details is None or getattr(selection, "arguments", None) or details.variable_signatures
+                        or details.definition.directives
+                        or _directed(details.definition.selection_set, fragments, seen)):
+                    return True
+        elif _directed(selection.selection_set, fragments, seen):
+            return True
+    return False
 
 
 def _plain_number(value: Any) -> bool:

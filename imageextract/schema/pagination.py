@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import strawberry
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, SelectionSetNode
 from strawberry.types import Info
-from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from imageextract.services.pagination import Page
 
@@ -56,16 +56,26 @@ class Connection(Generic[T]):
 
 def asks_total(info: Info[Any, Any]) -> bool:
     """Whether the query selects `totalCount` on the connection being resolved (through fragments too): a
-    connection that is only paged needs no count of everything it pages over."""
+    connection that is only paged needs no count of everything it pages over. Read from the document's
+    nodes as they are (building Strawberry's selection objects for every field of a page cost more than the
+    answer is worth); a `totalCount` under `@skip`/`@include` counts as selected, which can only cost a count."""
+    raw = info._raw_info
+    fragments = raw.fragments
+    seen: set[str] = set()
 
-    def selects(selections: list[Selection]) -> bool:
-        for selection in selections:
-            if isinstance(selection, SelectedField):
-                if selection.name == "totalCount":
+    def selects(selection_set: SelectionSetNode | None) -> bool:
+        for selection in selection_set.selections if selection_set is not None else ():
+            if isinstance(selection, FieldNode):
+                if selection.name.value == "totalCount":
                     return True
-            elif isinstance(selection, FragmentSpread | InlineFragment):
-                if selects(selection.selections):
+            elif isinstance(selection, InlineFragmentNode):
+                if selects(selection.selection_set):
+                    return True
+            elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+                seen.add(selection.name.value)
+                fragment = fragments.get(selection.name.value)
+                if fragment is not None and selects(fragment.selection_set):
                     return True
         return False
 
-    return any(selects(field.selections) for field in info.selected_fields)
+    return any(selects(node.selection_set) for node in raw.field_nodes)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import strawberry
 
+from imageextract import graphql_fanout
 from imageextract.graphql_fanout import SharedEventExecutor, view_attr
 
 
@@ -33,7 +34,7 @@ ROWS: list[list[dict[str, Any]]] = [
 ]
 
 
-def _schema(shortcut: bool) -> strawberry.Schema:
+def _schema(shortcut: bool, extensions: list[Any] | None = None) -> strawberry.Schema:
     @strawberry.type
     class Query:
         @strawberry.field
@@ -42,7 +43,8 @@ def _schema(shortcut: bool) -> strawberry.Schema:
 
     config = strawberry.schema.config.StrawberryConfig(default_resolver=view_attr)
     if shortcut:
-        return strawberry.Schema(query=Query, config=config, execution_context_class=SharedEventExecutor)
+        return strawberry.Schema(query=Query, config=config, execution_context_class=SharedEventExecutor,
+                                 extensions=extensions or [])
     return strawberry.Schema(query=Query, config=config)
 
 
@@ -60,3 +62,29 @@ async def test_flat_completion_answers_as_graphql_core_does(case: int) -> None:
                                                                 "size": 1}]}
     else:
         assert ours.errors, "a refused value must be an error, as graphql-core reports it"
+
+
+async def test_a_plan_is_made_once_per_document_and_only_where_variables_cannot_change_it() -> None:
+    """The plan of a list's selection is shared by every request with the same parsed document, unless a
+    directive (or a fragment's) could make one request select other fields than the next."""
+    from strawberry.extensions import ParserCache
+
+    schema = _schema(True, [lambda: ParserCache(maxsize=16)])  # documents parsed once, as the app does
+    plain = "query($case: Int!) { rows(case: $case) { name count } }"
+    before = len(graphql_fanout._plans)
+    for case in (0, 0, 4):
+        result = await schema.execute(plain, variable_values={"case": case})
+        assert result.errors is None and result.data == {
+            "rows": [{"name": r["name"], "count": int(r["count"])} for r in ROWS[case]]}
+    assert len(graphql_fanout._plans) == before + 1  # one plan for the three requests
+
+    directed = ("query($case: Int!, $with: Boolean!) { rows(case: $case) { name ...F } } "
+                "fragment F on Row { count @include(if: $with) size }")
+    reference = _schema(False)
+    for flag in (True, False, True):
+        variables = {"case": 0, "with": flag}
+        ours = await schema.execute(directed, variable_values=variables)
+        theirs = await reference.execute(directed, variable_values=variables)
+        assert ours.errors is None and ours.data == theirs.data
+        assert ("count" in ours.data["rows"][0]) is flag  # type: ignore[index]
+    assert len(graphql_fanout._plans) == before + 1  # planned per request, never shared
