@@ -70,6 +70,8 @@ class WakingRedisBroker(RedisBroker):
         """Dramatiq's enqueue script and the wake-up token in one round trip (RedisBroker.enqueue calls this
         with the delay queue's name for a delayed message). The script runs by its hash, as Dramatiq's own
         dispatch runs it; a Redis that lost its scripts (restart, SCRIPT FLUSH) gets it loaded again."""
+        # The arguments RedisBroker._dispatch gives the script (Dramatiq 2.x); tests/services/test_broker.py and
+        # tests/scaled fail if they drift from what the script expects.
         dispatch = self.scripts["dispatch"]
         keys = [self.namespace]
         args = ["enqueue", current_millis(), queue_name, self.broker_id, self.heartbeat_timeout,
