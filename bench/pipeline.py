@@ -331,15 +331,26 @@ class RawHTTP:
         host, _, port_text = base.removeprefix("http://").partition(":")
         self.host, self.port = host, int(port_text)
         self.headers = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
 
     def request(self, path: str, body: dict[str, Any]) -> bytes:
         payload = json.dumps(body).encode()
         return (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self.headers}"
                 f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode() + payload
 
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """An idle keep-alive connection, or a new one. A connection idle for longer than the server keeps
+        one (uvicorn: 5 s) may be closed under us as we write on it, so one idle over 2 s (the rounds
+        between throughput rounds) is dropped, not reused, as HTTP clients do."""
+        while self.idle:
+            reader, writer, since = self.idle.pop()
+            if time.monotonic() - since < 2 and not reader.at_eof():
+                return reader, writer
+            writer.close()
+        return await asyncio.open_connection(self.host, self.port)
+
     async def send(self, request: bytes) -> tuple[int, bytes]:
-        reader, writer = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+        reader, writer = await self._connection()
         writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
@@ -349,11 +360,11 @@ class RawHTTP:
             if name.strip().lower() == b"content-length":
                 length = int(value)
         body = await reader.readexactly(length)
-        self.idle.append((reader, writer))
+        self.idle.append((reader, writer, time.monotonic()))
         return status, body
 
     async def close(self) -> None:
-        for _, writer in self.idle:
+        for _, writer, _ in self.idle:
             writer.close()
         self.idle.clear()
 
