@@ -24,11 +24,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from tortoise.fields import DatetimeField
+from tortoise.fields import DatetimeField, Field
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
+from tortoise.validators import MaxLengthValidator
 
 from imageextract.db_sqlite import ImmediateSqliteClient
 from imageextract.services.projection import connection as default_connection
@@ -155,6 +156,24 @@ class Insert:
         return [(name, column, meta.fields_map[name]) for name, column in meta.fields_db_projection.items()
                 if column not in meta.generated_db_fields]
 
+    @functools.cached_property
+    def _plan(self) -> list[tuple[str, str, Any, bool, bool, type | None, int | None]]:
+        """Per column: (name, column, field, takes `now`, a None passes as it is, the type whose values pass as
+        they are, at most this long). Tortoise's base `Field.to_db_value` returns unchanged a None of a
+        nullable field, and a value of exactly the field's type that its validators accept: here those skip
+        the call when the only validator is a maximum length, checked in place (20 image rows were 0.8 ms of
+        calls, most on such values). Every other value, and every field that converts (JSON, UUID,
+        datetime), still goes through `to_db_value`, which raises what it raises."""
+        plan = []
+        for name, column, model_field in self._fields:
+            auto = bool(getattr(model_field, "auto_now", False) or getattr(model_field, "auto_now_add", False))
+            plain = type(model_field).to_db_value is Field.to_db_value
+            validators = model_field.validators
+            longest = validators[0].max_length if [type(v) for v in validators] == [MaxLengthValidator] else None
+            passes = model_field.field_type if plain and (not validators or longest is not None) else None
+            plan.append((name, column, model_field, auto, plain and bool(model_field.null), passes, longest))
+        return plan
+
     def _text(self) -> str:
         names = [column for _, column, _ in self._fields]
         quoted = ", ".join(f'"{c}"' for c in names)
@@ -163,8 +182,8 @@ class Insert:
 
     def row(self, now: datetime, **fields: Any) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for name, column, model_field in self._fields:
-            if getattr(model_field, "auto_now", False) or getattr(model_field, "auto_now_add", False):
+        for name, column, model_field, auto, none_passes, passes, longest in self._plan:
+            if auto:
                 value = now
             elif name in fields:
                 value = fields[name]
@@ -172,7 +191,11 @@ class Insert:
                 value = model_field.default() if callable(model_field.default) else model_field.default
             else:
                 value = None
-            values[column] = model_field.to_db_value(value, None)
+            if (value is None and none_passes
+                    or value.__class__ is passes and (longest is None or len(cast(str, value)) <= longest)):
+                values[column] = value
+            else:
+                values[column] = model_field.to_db_value(value, None)
         return values
 
 

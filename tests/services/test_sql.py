@@ -119,6 +119,38 @@ async def test_a_transaction_of_steps_commits_all_or_nothing(db: Backend, accoun
     assert await Image.filter(item_id=item.id).count() == 3
 
 
+async def test_insert_rows_convert_and_validate_as_the_orm(db: Backend, account: dict[str, Any]) -> None:
+    """`Insert.row` passes plain values through without Tortoise's per-field call: every column still equals
+    what the field's `to_db_value` gives, and what a field refuses (too long, None where required) is still
+    refused with Tortoise's error, before anything reaches the database."""
+    from tortoise.exceptions import ValidationError
+
+    from imageextract.models import Image
+    from imageextract.services.sql import Insert
+
+    insert = Insert(Image)
+    now = datetime.now(UTC)
+    fields: dict[str, Any] = {
+        "job_id": uuid.uuid4(), "item_id": str(uuid.uuid4()), "position": 3, "filename": "x" * 255,
+        "source_kind": "img", "width": True, "height": "7", "aspect_ratio": 2, "file_size": 10**12,
+        "has_alpha": None, "variants": [{"w": 1}], "alt_text": "é" * 5000, "storage_key": None}
+    row = insert.row(now, **fields)
+    by_name = {name: (column, field) for name, column, field in insert._fields}
+    expected = {column: field.to_db_value(now if name == "created_at" else row["id"] if name == "id"
+                                          else fields.get(name, field.default if not callable(field.default)
+                                                          else None), None)
+                for name, (column, field) in by_name.items()}
+    assert row == expected
+    assert (row["item_id"], row["height"], row["variants"]) == (fields["item_id"], 7, '[{"w":1}]')
+    for bad in ({"filename": "x" * 256}, {"filename": None}, {"source_kind": "k" * 21}):
+        try:
+            insert.row(now, **{**fields, **bad})
+        except ValidationError as exc:
+            assert next(iter(bad)) in str(exc)
+        else:
+            raise AssertionError(f"accepted {bad}")
+
+
 async def test_a_single_trip_waits_for_an_open_transaction(db: Backend, account: dict[str, Any]) -> None:
     """On SQLite a statement outside a transaction is queued to the connection's thread without Tortoise's
     lock; it must still never run inside someone's open transaction (it would see, or commit, their writes)."""
