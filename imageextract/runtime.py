@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
+from dramatiq.brokers.stub import StubBroker
 
 from imageextract import db
 from imageextract.config import Settings
@@ -43,6 +44,11 @@ class Runtime:
     worker: dramatiq.Worker | None = None  # the embedded worker (in-process broker)
     terminal_hooks: list[Callable[[Any, Any], Awaitable[None]]] = field(default_factory=list)
     _background: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    @property
+    def enqueue_blocks(self) -> bool:
+        """Whether an enqueue waits on the network (Redis), rather than on an in-process queue."""
+        return not isinstance(getattr(self, "broker", None), StubBroker | None)
 
     def enqueue(self, actor_name: str, *args: Any, delay: int | None = None) -> None:
         tasks = getattr(self, "tasks", None)

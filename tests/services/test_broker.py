@@ -127,3 +127,42 @@ def _stop(worker: dramatiq.Worker, b: broker_module.WakingRedisBroker, queues: l
         for queue in queues:
             b.client.lpush(b.wake_key(queue), 1)
         stopper.join(timeout=0.1)
+
+
+async def test_a_slow_redis_holds_the_sender_not_the_event_loop(broker: broker_module.WakingRedisBroker) -> None:
+    """Messages after a commit (services.unit_of_work.send_messages) wait for Redis in a thread: with Redis
+    holding writes for a second, the event loop keeps serving everything else meanwhile, and the message is
+    still enqueued once when Redis answers."""
+    import asyncio
+
+    from imageextract.runtime import Runtime
+    from imageextract.services.unit_of_work import Message, send_messages
+
+    runtime = Runtime(settings=Settings(redis_url=require_redis(), redis_namespace=broker.namespace))
+    runtime.broker = broker
+    runtime.tasks = broker_module.TaskQueue(broker)
+    runtime.tasks.declare("loop_probe", lambda: None, queue="wake-test")
+    assert runtime.enqueue_blocks
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.05)
+    pauser = redis.Redis.from_url(require_redis())
+    try:
+        pauser.execute_command("CLIENT", "PAUSE", 1000, "WRITE")  # scripts and LPUSH wait; reads do not
+        started, before = time.monotonic(), ticks
+        await send_messages(runtime, [Message("loop_probe", ())])
+        held, ticked = time.monotonic() - started, ticks - before
+    finally:
+        pauser.execute_command("CLIENT", "UNPAUSE")
+        pauser.close()
+        ticker.cancel()
+    assert held >= 0.5, f"Redis did not hold the enqueue ({held:.2f} s): the test proves nothing"
+    assert ticked >= 20, f"the event loop ran {ticked} times in {held:.2f} s while the enqueue waited"
+    assert [dramatiq.Message.decode(m).actor_name for m in broker.do_fetch("wake-test", 10)] == ["loop_probe"]
