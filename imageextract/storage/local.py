@@ -55,10 +55,12 @@ class LocalStorage:
         return await asyncio.to_thread(self._path(key).is_file)
 
     async def missing(self, keys: Iterable[str]) -> set[str]:
-        paths = {key: self._path(key) for key in keys}
+        # Plain string paths: a page's 20 keys, looked at twice per item, cost 0.5 ms as Path objects.
+        root = str(self.root)
+        paths = {key: f"{root}/{check_key(key)}" for key in keys}
         if len(paths) <= INLINE_STATS:  # the pipeline looks twice per item, mostly at one or a few keys
-            return {key for key, path in paths.items() if not path.is_file()}
-        return await asyncio.to_thread(lambda: {key for key, path in paths.items() if not path.is_file()})
+            return {key for key, path in paths.items() if not os.path.isfile(path)}
+        return await asyncio.to_thread(lambda: {key for key, path in paths.items() if not os.path.isfile(path)})
 
     async def size(self, key: str) -> int | None:
         path = self._path(key)
