@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from tortoise.exceptions import DoesNotExist
+
 from imageextract.models import Job, JobItem
 from imageextract.services.job_views import TERMINAL, progress_percent, result_path
+from imageextract.services.sql import Statement, columns, load
 
 __all__ = ["TERMINAL", "progress_percent"]  # re-exported for the pipeline
 
@@ -26,7 +29,7 @@ def item_state(item: JobItem) -> dict[str, Any]:
     }
 
 
-def job_state(job: Job) -> dict[str, Any]:
+def job_state(job: Job | Any) -> dict[str, Any]:
     """The job event: status, progress and, when terminal, where the result is."""
     state: dict[str, Any] = {
         "event": "job", "job_id": str(job.id), "status": job.status, "progress": progress_percent(job),
@@ -62,8 +65,32 @@ async def publish_job(runtime: Any, job_id: Any) -> None:
         await publish(runtime, job_id, job_state(job))
 
 
+# What a job event reads of the job; every column of its items.
+_JOB_STATE_COLUMNS = ("id", "status", "total_items", "completed_items", "image_count", "failed_image_count",
+                      "credits_used", "partial", "error_code", "error_message")
+# The job and its items in one statement, its SQL written once (services/sql.py): every stream and
+# subscription reads it as it opens, and Tortoise built two queries for it each time (2.5 ms of the loop for
+# a one-item job on SQLite, 0.6 ms this way). Only the job's event columns repeat on each item's row.
+_SNAPSHOT = Statement(lambda: f"""
+    SELECT {", ".join(f'j."{c}" AS "j__{c}"' for c in _JOB_STATE_COLUMNS)}, {columns(JobItem, "i", "i__")}
+    FROM "jobs" j LEFT JOIN "job_items" i ON i."job_id"=j."id"
+    WHERE j."id"=:id ORDER BY i."position"
+""")
+
+
+class _JobRow:
+    """The job event's columns of a row, as `job_state` reads them from a Job."""
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        for column in _JOB_STATE_COLUMNS:
+            setattr(self, column, row[f"j__{column}"])
+        self.partial: bool = bool(row["j__partial"])  # SQLite answers 0 or 1
+
+
 async def snapshot(job_id: Any) -> list[dict[str, Any]]:
     """The current state as events: the job, then every item (sent first to a late subscriber)."""
-    job = await Job.get(id=job_id)
-    items = await JobItem.filter(job_id=job_id).order_by("position")
-    return [job_state(job), *(item_event(job_id, i) for i in items)]
+    rows = await _SNAPSHOT.rows(id=str(job_id))
+    if not rows:
+        raise DoesNotExist(Job)
+    items = [item for item in (load(JobItem, row, "i__") for row in rows) if item is not None]
+    return [job_state(_JobRow(rows[0])), *(item_event(job_id, i) for i in items)]

@@ -152,3 +152,53 @@ async def test_subscription_auth(client: httpx.AsyncClient, account: dict[str, A
         assert errors["foreign"][0]["extensions"]["code"] == "forbidden"  # type: ignore[index]
         assert errors["unknown"][0]["extensions"]["code"] == "not_found"  # type: ignore[index]
     await wait_for_job(client, job_id, account["headers"])
+
+
+async def test_a_late_subscriber_gets_the_stored_state_as_the_models_give_it(client: httpx.AsyncClient,
+                                                                               account: dict[str, Any]) -> None:
+    """What a stream or a subscription sends first (services/progress.snapshot, one statement of plain rows)
+    is what the job and item events built from the ORM's models say, field for field, on both engines: a
+    partial job with a done item (with warnings), a failed one and a queued one, in position order; then
+    the same job done; and SSE on a finished job sends exactly those events."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from tortoise.exceptions import DoesNotExist
+
+    from imageextract.models import Job, JobItem
+    from imageextract.services import progress
+
+    now = datetime.now(UTC)
+    job = await Job.create(account_id=account["account_id"], project_id=account["project_id"], type="bulk",
+                           status="processing", input={"value": ["a", "b", "c"]}, total_items=3, completed_items=2,
+                           image_count=4, failed_image_count=1, credits_used=0, partial=True)
+    await JobItem.create(job_id=job.id, position=2, kind="url", source_label="c", status="queued")
+    await JobItem.create(job_id=job.id, position=0, kind="url", source_label="a", status="done", attempts=1,
+                         image_count=4, failed_image_count=1, duration_ms=120, warnings=["robots: partial"],
+                         finished_at=now)
+    await JobItem.create(job_id=job.id, position=1, kind="url", source_label="b", status="failed", attempts=3,
+                         error_code="fetch_failed", error_message="HTTP 503", finished_at=now)
+
+    async def from_models() -> list[dict[str, Any]]:
+        fresh = await Job.get(id=job.id)
+        items = await JobItem.filter(job_id=job.id).order_by("position")
+        return [progress.job_state(fresh), *(progress.item_event(job.id, i) for i in items)]
+
+    got = await progress.snapshot(job.id)
+    assert got == await from_models()
+    assert [e["item"]["source_label"] for e in got[1:]] == ["a", "b", "c"]
+    assert got[0]["partial"] is True and got[1]["item"]["warnings"] == ["robots: partial"]
+    await Job.filter(id=job.id).update(status="done", completed_items=3, credits_used=2, finished_at=now)
+    await JobItem.filter(job_id=job.id, position=2).update(status="done", attempts=1)
+    got = await progress.snapshot(job.id)
+    assert got == await from_models() and got[0]["result_url"] == f"/api/v1/jobs/{job.id}/result"
+    sse = await asyncio.wait_for(_sse_events(client, str(job.id), account["headers"]), 30)
+    assert sse == [{"item": e["item"]} for e in got[1:]] + [{k: v for k, v in got[0].items() if k != "event"}]
+    await Job.filter(id=job.id).update(status="failed", error_code="all_failed", error_message=None)
+    assert (await progress.snapshot(job.id))[0] == (await from_models())[0]
+    try:
+        await progress.snapshot(uuid.uuid4())
+    except DoesNotExist:
+        pass
+    else:
+        raise AssertionError("a job that does not exist has no state")
