@@ -10,7 +10,6 @@ UPDATE in pipeline.process_item) cap how many run at once across every worker pr
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -23,8 +22,7 @@ from imageextract.services.batch_results import delete_results
 from imageextract.services.batches import TERMINAL_BATCH, BatchView, _view, get_batch
 from imageextract.services.sql import Statement
 from imageextract.services.staged_files import sweep_unused
-
-log = logging.getLogger("imageextract.batches")
+from imageextract.services.unit_of_work import Message, send_messages
 
 OPEN_JOB = ("pending", "queued", "processing")
 # The next `free` pending items of a batch, from its `next_position`, moved to queued in one statement (each
@@ -71,11 +69,8 @@ async def pump(runtime: Any, job_id: Any, *, job: Job | None = None, finished: b
         last = max(int(r["position"]) for r in rows) + 1
         await _ADVANCE.execute(job=job.id, last=last)
     moved = [str(r["id"]) for r in sorted(rows, key=lambda r: int(r["position"]))]
-    for item_id in moved:
-        try:
-            runtime.enqueue("process_item", item_id)
-        except Exception:
-            log.exception("enqueue failed for batch item %s; the sweep re-queues it", item_id)
+    # Off the loop, retried, and in one go for the window (the sweep re-queues what is still lost).
+    await send_messages(runtime, [Message("process_item", (item_id,)) for item_id in moved])
     if not rows and in_flight == 0:  # (only known when counted)
         from imageextract.services.pipeline import maybe_finalize
 

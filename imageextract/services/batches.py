@@ -41,6 +41,7 @@ from imageextract.services.job_views import parse_uuid
 from imageextract.services.pagination import decode_cursor, encode_cursor
 from imageextract.services.plans import get_plan
 from imageextract.services.submission import _check_daily_cap, _clean_metadata, _resolve_project
+from imageextract.services.unit_of_work import Message, send_messages
 from imageextract.services.urls import validate_http_url
 
 MAX_LIMIT = 1000
@@ -292,10 +293,8 @@ async def submit_batch(ctx: Context, *, source: Any, metadata: Any = None, proje
             if existing is not None:
                 return Submitted(batch=await read_batch(ctx, str(existing.id)), created=False)
         raise
-    try:
-        ctx.services.enqueue("pump_batch", str(job_id))
-    except Exception:  # the sweep pumps every open batch; a lost message only delays the start
-        pass
+    # The sweep pumps every open batch: a message lost for good only delays the start.
+    await send_messages(ctx.services, [Message("pump_batch", (str(job_id),))])
     return Submitted(batch=await read_batch(ctx, str(job_id)), created=True)
 
 

@@ -55,7 +55,7 @@ from imageextract.models import Export, ExportFile, ExportImage, Image, Job, Led
 from imageextract.services import jobs, ledger
 from imageextract.services.downloads import SAFE_SEGMENT
 from imageextract.services.plans import check_daily_cap, get_plan
-from imageextract.services.unit_of_work import unit_of_work
+from imageextract.services.unit_of_work import Message, send_messages, unit_of_work
 from imageextract.storage import StorageNotFound, content_key
 from imageextract.zipstream import ZipEntry
 
@@ -560,8 +560,7 @@ async def reconcile(runtime: Any) -> dict[str, int]:
     stale = await ExportImage.filter(status="queued", updated_at__lt=stale_before).values_list("id", flat=True)
     if stale:
         await ExportImage.filter(id__in=list(stale)).update(updated_at=now)
-    for export_image_id in [*expired, *stale]:
-        runtime.enqueue(ACTOR, str(export_image_id))
+    await send_messages(runtime, [Message(ACTOR, (str(i),)) for i in [*expired, *stale]])
     finalized = 0
     for export_id in await Export.filter(status__in=["queued", "processing"],
                                          updated_at__lt=now - timedelta(seconds=5)).values_list("id", flat=True):

@@ -17,6 +17,7 @@ from typing import Any
 from imageextract.extract.fetcher import SafeFetcher
 from imageextract.extract.types import ExtractError
 from imageextract.models import Project, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from imageextract.services.unit_of_work import Message, send_messages
 from imageextract.services.webhook_signing import signed_headers
 
 log = logging.getLogger("imageextract.webhooks")
@@ -135,7 +136,7 @@ async def _record(runtime: Any, delivery: WebhookDelivery, endpoint: WebhookEndp
     if gone:
         return "gone"
     if next_at is not None:
-        runtime.enqueue("deliver_webhook", delivery.id, delay=int(delay * 1000) if delay else None)
+        await send_messages(runtime, [Message("deliver_webhook", (delivery.id,), int(delay * 1000) if delay else None)])
     return outcome
 
 
@@ -158,6 +159,5 @@ async def resend_due(runtime: Any) -> int:
     broker) are re-sent. A duplicate of a message that still arrives is harmless: attempts are claimed."""
     grace = timedelta(seconds=runtime.settings.webhook_resend_after_seconds)
     due = await WebhookDelivery.filter(status="pending", next_attempt_at__lt=_now() - grace).values_list("id", flat=True)
-    for delivery_id in due:
-        runtime.enqueue("deliver_webhook", delivery_id)
+    await send_messages(runtime, [Message("deliver_webhook", (delivery_id,)) for delivery_id in due])
     return len(due)
