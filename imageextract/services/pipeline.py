@@ -66,7 +66,7 @@ _ITEM_AND_JOB = Statement(lambda: f"""
            {columns(Project, "p", "p__")}
     FROM "job_items" i JOIN "jobs" j ON j."id"=i."job_id"
     LEFT JOIN "accounts" a ON a."id"=j."account_id" LEFT JOIN "projects" p ON p."id"=j."project_id"
-    WHERE i."id"=:id""")
+    WHERE i."id"=:id""", point=True)
 _START_JOB = Statement('UPDATE "jobs" SET "status"=\'processing\', "started_at"=:now WHERE "id"=:id AND "status"=\'queued\'')
 _JOB_RUNNING = Statement('SELECT 1 AS "running" FROM "jobs" WHERE "id"=:id AND "status"=\'processing\'')
 # Claimed only from the state read before (attempts included), so the attempt number is known.
@@ -128,23 +128,42 @@ def _plan_limit(plan: str) -> int:
 
 
 async def process_item(runtime: Any, item_id: str) -> str:
-    """Extract one source. Returns what happened (for logs and tests): done, failed, skipped, deferred."""
+    """Extract one source. Returns what happened (for logs and tests): done, failed, skipped, deferred.
+
+    The item is read first, alone (no transaction, no commit). When that read finds it claimable, a URL
+    source's fetch starts at once, while the claim's transaction commits beside it: the claim's own
+    conditions still decide (what moved on since the read is refused), and a refused claim cancels the
+    fetch before anything of it is kept. A refusal by the read itself fetches nothing, so a message
+    deferred for want of a slot costs the source no request."""
     if parse_uuid(item_id) is None:
         return "skipped"
-    claim, item = await _claim(runtime, item_id)
-    if claim == "deferred":
-        await send_messages(runtime, [Message("process_item", (item_id,), SLOT_RETRY_MS)])  # nothing to commit
-        return "deferred"
+    rows = await _ITEM_AND_JOB.rows(id=item_id)
+    try:
+        _claimable([rows])
+    except Refused as refused:
+        return await _refused(runtime, item_id, refused.outcome)
+    row = rows[0]
+    early = _Early.start(runtime, row)
+    try:
+        claim, item = await _claim(runtime, item_id, row)
+    except BaseException:
+        if early is not None:
+            early.drop()
+        raise
     if item is None:
-        return "skipped"
+        if early is not None:
+            early.drop()  # the claim was refused: nothing of the fetch is kept
+        return await _refused(runtime, item_id, claim)
     job: Job = item.job
     account: Account | None = job.account if job.account_id else None  # type: ignore[attr-defined]
     slot = _Slot(account)
     outcome = "skipped"
     try:
-        outcome = await _process_claimed(runtime, item, job, slot, started_job=claim == "started")
+        outcome = await _process_claimed(runtime, item, job, slot, started_job=claim == "started", early=early)
         return outcome
     finally:
+        if early is not None:
+            early.drop()  # a no-op unless this attempt failed before its extraction ended
         if not slot.returned:
             await _give_slot(account)
         if job.type == "batch" and outcome in ("done", "failed"):  # a batch is fed a window at a time:
@@ -152,6 +171,41 @@ async def process_item(runtime: Any, item_id: str) -> str:
                 await pump(runtime, job.id, job=job, finished=True)
             except Exception:
                 log.exception("pump failed for batch %s; the sweep pumps it again", job.id)
+
+
+async def _refused(runtime: Any, item_id: str, outcome: str) -> str:
+    if outcome == "deferred":  # no free slot: the same message again a little later (nothing to commit)
+        await send_messages(runtime, [Message("process_item", (item_id,), SLOT_RETRY_MS)])
+    return outcome
+
+
+class _Early:
+    """A URL source's extraction, started as soon as the item's read found it claimable (before the claim
+    commits). Its result is used only once the claim is kept; otherwise it is cancelled. A document's
+    extraction stores images as it finds them, so it starts only after the claim."""
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.started = time.monotonic()
+
+    @classmethod
+    def start(cls, runtime: Any, row: dict[str, Any]) -> _Early | None:
+        if row["kind"] != "url":
+            return None
+        source = row["source_url"] or row["source_label"]
+        options = runtime.settings.extract_options()
+        return cls(asyncio.get_running_loop().create_task(engine.extract_url(source, options)))
+
+    async def result(self) -> Any:
+        return await self.task
+
+    def drop(self) -> None:
+        """Cancel the extraction if it still runs; else take its outcome, so an error is not reported as
+        never retrieved."""
+        if not self.task.done():
+            self.task.cancel()
+        elif not self.task.cancelled():
+            self.task.exception()
 
 
 class _Slot:
@@ -211,17 +265,17 @@ async def _claim(runtime: Any, item_id: str, row: dict[str, Any] | None = None) 
     return ("started" if started else "claimed"), item
 
 
-async def _process_claimed(runtime: Any, item: JobItem, job: Job, slot: _Slot, *, started_job: bool) -> str:
+async def _process_claimed(runtime: Any, item: JobItem, job: Job, slot: _Slot, *, started_job: bool,
+                           early: _Early | None = None) -> str:
     settings = runtime.settings
     attempt = item.attempts
-    await progress.publish(runtime, job.id, progress.item_event(job.id, item))
-    if started_job:
-        await progress.publish(runtime, job.id, progress.job_state(job))
-
-    started = time.monotonic()
+    started = early.started if early is not None else time.monotonic()
     heartbeat = asyncio.create_task(_renew_lease(str(item.id), attempt, settings.item_stuck_seconds))
     try:
-        result = await _extract(runtime, item)
+        await progress.publish(runtime, job.id, progress.item_event(job.id, item))
+        if started_job:
+            await progress.publish(runtime, job.id, progress.job_state(job))
+        result = await (early.result() if early is not None else _extract_document(runtime, item))
         stored = await _store_images(runtime, result)
     finally:
         heartbeat.cancel()
@@ -242,11 +296,9 @@ async def _renew_lease(item_id: str, attempt: int, stuck_seconds: float) -> None
             lease_expires_at=_now() + timedelta(seconds=stuck_seconds))
 
 
-async def _extract(runtime: Any, item: JobItem) -> Any:
-    options = runtime.settings.extract_options()
-    if item.kind == "url":
-        return await engine.extract_url(item.source_url or item.source_label, options)
-    return await document_images.extract(runtime, item, options)  # its images' bytes already in storage
+async def _extract_document(runtime: Any, item: JobItem) -> Any:
+    """A document's images, their bytes stored as they are found (a URL source's extraction is `_Early`)."""
+    return await document_images.extract(runtime, item, runtime.settings.extract_options())
 
 
 async def _store_images(runtime: Any, result: Any) -> list[tuple[Any, str | None]]:

@@ -10,6 +10,7 @@ the embedded broker without worker threads, so nothing else processes the job).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -114,3 +115,55 @@ async def test_an_item_of_a_cancelled_job_is_skipped_without_a_slot(runtime: Any
     # read after the cancel: refused by what the read sees, in the same transaction
     assert await pipeline._claim(runtime, item_id) == ("skipped", None)
     assert await _state(job.id, item_id, account_id) == ("cancelled", "queued", 0, 0, None)
+
+
+# The fetch starts once the item's read finds it claimable, beside the claim's commit (pipeline.process_item).
+
+
+async def _queued_url_job(runtime: Any, plan: str, url: str) -> tuple[Any, str, str]:
+    from imageextract.services import auth
+    from imageextract.services.submission import submit_job
+    from tests.factories import make_account
+
+    acct = await make_account(plan=plan)
+    ctx = runtime.context()
+    ctx.principal = await auth.authenticate(authorization=acct["headers"]["Authorization"], session_token=None)
+    submitted = await submit_job(ctx, kind="url", raw_input=url)
+    return submitted.job, submitted.item_ids[0], acct["account_id"]
+
+
+async def test_a_message_deferred_for_want_of_a_slot_sends_the_source_no_request(runtime: Any) -> None:
+    from imageextract.models import Account
+    from imageextract.services import pipeline
+    from imageextract.services.plans import PLANS
+    from tests.pages import base_url, serve_pages
+
+    with serve_pages() as server:
+        job, item_id, account_id = await _queued_url_job(runtime, "pro", f"{base_url(server)}/page/2")
+        limit = PLANS["pro"].url_worker_concurrency
+        await Account.filter(id=account_id).update(active_items=limit)
+        assert await pipeline.process_item(runtime, item_id) == "deferred"
+        assert server.hits == []  # type: ignore[attr-defined]
+        assert await _state(job.id, item_id, account_id) == ("queued", "queued", 0, limit, None)
+
+
+async def test_a_message_delivered_twice_at_once_extracts_the_source_once(runtime: Any) -> None:
+    """At least once: the same message twice, both read the item queued and both start fetching; one claim
+    commits and the other is refused by the claim's own condition, its fetch cancelled and nothing of it
+    kept: one attempt, one set of images, the slot given back, no refund."""
+    from imageextract.models import Image, JobItem, LedgerEntry
+    from imageextract.services import pipeline
+    from tests.pages import base_url, serve_pages
+
+    with serve_pages() as server:
+        job, item_id, account_id = await _queued_url_job(runtime, "pro", f"{base_url(server)}/page/3")
+        outcomes = await asyncio.gather(pipeline.process_item(runtime, item_id),
+                                        pipeline.process_item(runtime, item_id))
+        assert sorted(outcomes) == ["done", "skipped"]
+        item = await JobItem.get(id=item_id)
+        assert (item.status, item.attempts, item.image_count) == ("done", 1, 3)
+        images = await Image.filter(item_id=item_id).order_by("position").values_list("position", "alt_text")
+        assert images == [(0, "image 0"), (1, "image 1"), (2, "image 2")]
+        assert (await _state(job.id, item_id, account_id))[:4] == ("done", "done", 1, 0)
+        assert not await LedgerEntry.filter(job_id=job.id, entry_type="job_refund").exists()
+        assert server.hits.count("/page/3") in (1, 2)  # type: ignore[attr-defined]
