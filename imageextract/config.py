@@ -44,8 +44,8 @@ class Settings(BaseSettings):
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)  # extra origins allowed for cookie mutations
 
     # Worker
-    embedded_worker: bool = True  # run worker threads inside the API process (in-process broker only)
-    worker_threads: int = 4
+    embedded_worker: bool = True  # run the actors inside the API process, on its loop (in-process broker only)
+    worker_threads: int = 4  # messages at once: a worker process's threads; embedded, tasks on the API's loop
     worker_processes: int = 2
     item_retry_delays: Annotated[list[float], NoDecode] = Field(default_factory=lambda: [2.0, 10.0])  # transient faults
     item_stuck_seconds: float = 600  # reconciler re-enqueues items running longer than this

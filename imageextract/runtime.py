@@ -24,10 +24,11 @@ from imageextract.services import billing, exports, pipeline, retention
 from imageextract.services.webhook_events import on_job_terminal
 from imageextract.storage import Storage, build_storage
 from imageextract.tasks.bridge import AsyncBridge
-from imageextract.tasks.broker import build_broker, register_actors
+from imageextract.tasks.broker import build_broker, loop_worker, register_actors
 
 if TYPE_CHECKING:
     from imageextract.tasks.broker import TaskQueue
+    from imageextract.tasks.loop_worker import LoopWorker
 
 log = logging.getLogger("imageextract.runtime")
 
@@ -41,7 +42,7 @@ class Runtime:
     events: PubSub = field(init=False)
     broker: dramatiq.Broker = field(init=False)
     tasks: TaskQueue = field(init=False)
-    worker: dramatiq.Worker | None = None  # the embedded worker (in-process broker)
+    worker: LoopWorker | None = None  # the embedded worker (in-process broker), on this process's loop
     terminal_hooks: list[Callable[[Any, Any], Awaitable[None]]] = field(default_factory=list)
     _background: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -106,8 +107,8 @@ async def _sweep_retention_forever(runtime: Runtime) -> None:
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings, *, role: str, bridge: Any = None,
                        runtime: Runtime | None = None) -> AsyncIterator[Runtime]:
-    """Open everything for `role` ("api" or "worker"). In the API with the in-process broker, worker threads
-    run inside this process and their coroutines run on this loop."""
+    """Open everything for `role` ("api" or "worker"). In the API with the in-process broker, the actors run
+    on this loop (`tasks/loop_worker.py`)."""
 
     runtime = runtime or Runtime(settings=settings)
     await db.init_db(settings)
@@ -123,7 +124,7 @@ async def open_runtime(settings: Settings, *, role: str, bridge: Any = None,
         runtime.tasks = register_actors(runtime.broker, loop_bridge, runtime)
         embedded = role == "api" and settings.redis_url is None and settings.embedded_worker
         if embedded:
-            runtime.worker = dramatiq.Worker(runtime.broker, worker_threads=settings.worker_threads)
+            runtime.worker = loop_worker(runtime.tasks, settings)
             runtime.worker.start()
         if embedded or role == "worker":
             runtime._background.append(asyncio.create_task(_reconcile_forever(runtime)))
@@ -133,7 +134,7 @@ async def open_runtime(settings: Settings, *, role: str, bridge: Any = None,
         for task in runtime._background:
             task.cancel()
         if runtime.worker is not None:
-            await asyncio.to_thread(runtime.worker.stop, 10_000)
+            await runtime.worker.stop(10_000)
         broker: dramatiq.Broker | None = getattr(runtime, "broker", None)
         if broker is not None:
             broker.close()

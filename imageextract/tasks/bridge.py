@@ -1,7 +1,8 @@
 """Run coroutines from Dramatiq's worker threads on one event loop that owns the async resources.
 
-In the embedded mode that loop is the API's own loop (Tortoise, storage and pub/sub are already open there).
-In a worker process it is a dedicated loop thread started by `LoopThread`.
+In a worker process that loop is a dedicated loop thread started by `LoopThread`. The embedded shape runs
+its messages on the API's own loop without threads (`tasks/loop_worker.py`); the bridge there serves only a
+Dramatiq worker started on the in-process broker by hand (the actors declared on it still run through it).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 from collections.abc import Callable
@@ -9,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import current_millis
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
 from redis.exceptions import NoScriptError
 
 from imageextract import logs
 from imageextract.config import Settings
+from imageextract.tasks.loop_worker import Handler, LoopBroker, LoopWorker
 from imageextract.tasks.registry import ACTOR_MODULES, ACTORS, ActorSpec
 
 if TYPE_CHECKING:
@@ -33,11 +34,17 @@ MIN_BACKOFF_MS = 500
 MAX_BACKOFF_MS = 60_000
 
 
-def _middleware() -> list[Any]:
+TIME_LIMIT_MS = 30 * 60 * 1000
+
+
+def _middleware(*, threads: bool = True) -> list[Any]:
+    """Dramatiq's middleware for our actors. `threads=False`: without the two that act on worker threads
+    (TimeLimit, ShutdownNotifications), for the loop worker (tasks/loop_worker.py) that keeps the time
+    limit itself."""
+    own_threads = [TimeLimit(time_limit=TIME_LIMIT_MS), ShutdownNotifications()] if threads else []
     return [
         AgeLimit(),
-        TimeLimit(time_limit=30 * 60 * 1000),
-        ShutdownNotifications(),
+        *own_threads,
         Callbacks(),
         Pipelines(),
         Retries(max_retries=MAX_RETRIES, min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS),
@@ -106,7 +113,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         # A short heartbeat timeout lets another worker take over the messages of a killed one sooner.
         return WakingRedisBroker(url=settings.redis_url, middleware=_middleware(),
                                  namespace=settings.redis_namespace, heartbeat_timeout=30_000)
-    return StubBroker(middleware=_middleware())
+    return LoopBroker(middleware=_middleware(threads=False))
 
 
 class TaskQueue:
@@ -115,6 +122,7 @@ class TaskQueue:
     def __init__(self, broker: dramatiq.Broker) -> None:
         self.broker = broker
         self.actors: dict[str, dramatiq.Actor[Any, Any]] = {}
+        self.handlers: dict[str, Handler] = {}  # each actor's coroutine, bound to the runtime (the loop worker)
 
     def declare(self, name: str, fn: Callable[..., Any], *, queue: str, **options: Any) -> None:
         self.actors[name] = dramatiq.actor(  # type: ignore[call-overload]
@@ -135,7 +143,15 @@ def register_actors(broker: dramatiq.Broker, bridge: AsyncBridge, runtime: Any) 
     queue = TaskQueue(broker)
     for spec in ACTORS.values():
         queue.declare(spec.name, _bound(spec, bridge, runtime), queue=spec.queue, **spec.options)
+        queue.handlers[spec.name] = functools.partial(spec.fn, runtime)
     return queue
+
+
+def loop_worker(tasks: TaskQueue, settings: Settings) -> LoopWorker:
+    """The embedded shape's worker for the in-process broker: `worker_threads` messages at a time, on the loop."""
+    if not isinstance(tasks.broker, LoopBroker):
+        raise TypeError("the loop worker consumes the in-process broker only")
+    return LoopWorker(tasks.broker, tasks.handlers, concurrency=settings.worker_threads, time_limit_ms=TIME_LIMIT_MS)
 
 
 def _bound(spec: ActorSpec, bridge: AsyncBridge, runtime: Any) -> Callable[..., None]:
