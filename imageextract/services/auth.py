@@ -47,7 +47,7 @@ _KEY_AND_ACCOUNT = Statement(lambda: f"""
     FROM "api_keys" k JOIN "accounts" a ON a."id"=k."account_id"
     LEFT JOIN "memberships" m ON k."kind"='dashboard' AND m."user_id"=k."user_id" AND m."account_id"=k."account_id"
     LEFT JOIN "users" u ON u."id"=m."user_id"
-    WHERE k."key_hash"=:digest""")
+    WHERE k."key_hash"=:digest""", point=True)
 
 
 def _now() -> datetime:

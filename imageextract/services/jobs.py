@@ -48,7 +48,7 @@ def _parse_id(job_id: str) -> uuid.UUID:
 
 
 # Every read of a job starts here: its SQL written once (services/sql.py).
-_JOB = Statement(lambda: f'SELECT {returning(Job)} FROM "jobs" WHERE "id"=:id')
+_JOB = Statement(lambda: f'SELECT {returning(Job)} FROM "jobs" WHERE "id"=:id', point=True)
 
 
 async def get_job(ctx: Context, job_id: str) -> Job:

@@ -54,9 +54,10 @@ class Statement:
     Tortoise is initialised. A parameter is `:name` not preceded by a word character or a colon (so `::cast`
     and `"a:b"` are left alone); do not put ` :word` inside a string literal, pass it as a parameter."""
 
-    def __init__(self, text: str | Callable[[], str]) -> None:
+    def __init__(self, text: str | Callable[[], str], *, point: bool = False) -> None:
         self._text = text
         self._rendered: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self.point = point  # a read of a few rows by a unique key: on SQLite, made at once (`rows`)
 
     @property
     def text(self) -> str:
@@ -92,6 +93,10 @@ class Statement:
     async def rows(self, conn: Any = None, **params: Any) -> list[dict[str, Any]]:
         conn = conn or default_connection()
         sql, values = self._bind(conn, params)
+        if self.point and isinstance(conn, ImmediateSqliteClient):  # not inside a transaction of Tortoise's
+            found = conn.read_now(sql, values)
+            if found is not None:
+                return found
         return list(await conn.execute_query_dict(sql, values))
 
 

@@ -72,7 +72,7 @@ async def create_delivery(runtime: Any, *, project: Project, endpoint: WebhookEn
 
 # Read for every finished job of a project: its SQL written once (services/sql.py).
 _ACTIVE_ENDPOINTS = Statement(lambda: f'''SELECT {returning(WebhookEndpoint)} FROM "webhook_endpoints"
-                                        WHERE "project_id"=:project AND "status"='active' ORDER BY "created_at", "id"''')
+                                        WHERE "project_id"=:project AND "status"='active' ORDER BY "created_at", "id"''', point=True)
 
 
 async def _active_endpoints(project_id: Any) -> list[WebhookEndpoint]:

@@ -3,9 +3,12 @@ them, and the model objects it loads equal to what Tortoise itself reads back (b
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from imageextract.models import Account, Job, JobItem
 from imageextract.services.sql import Statement, attach, columns, load, refresh, returning
@@ -181,3 +184,99 @@ async def test_a_single_trip_waits_for_an_open_transaction(db: Backend, account:
     release.set()
     await writer
     assert (await reader)[0]["credits"] == before, "the read saw a write that was rolled back"
+
+
+# Point reads on SQLite (db_sqlite._Reader): made at once on the loop's thread, on a connection of their own.
+
+
+async def test_a_point_read_is_made_at_once_and_sees_every_commit(db: Backend, account: dict[str, Any]) -> None:
+    """A `point` Statement on SQLite reads on the calling thread, not by a trip to the connection's thread:
+    it is answered while a transaction holds Tortoise's connection lock (which a trip waits for), and it
+    sees what was committed just before, by this process's connection or by another process's."""
+    import sqlite3
+    import threading
+
+    from tortoise.transactions import in_transaction
+
+    from imageextract.services.projection import connection
+
+    if db.name != "sqlite":
+        pytest.skip("point reads are made at once on SQLite only; on Postgres every read is a round trip")
+    by_id = Statement('SELECT "name" FROM "accounts" WHERE "id"=:id', point=True)
+    by_trip = Statement('SELECT "name" FROM "accounts" WHERE "id"=:id')
+    assert await by_id.rows(id=account["account_id"]) == await by_trip.rows(id=account["account_id"])
+    reader = connection()._reader
+    assert reader is not None and reader.thread == threading.get_ident()
+
+    await Account.filter(id=account["account_id"]).update(name="renamed here")
+    assert await by_id.rows(id=account["account_id"]) == [{"name": "renamed here"}]
+    other = sqlite3.connect(db.data_dir / "imageextract.sqlite3", isolation_level=None)
+    try:
+        other.execute('UPDATE "accounts" SET "name"=? WHERE "id"=?', ("renamed elsewhere", account["account_id"]))
+    finally:
+        other.close()
+    assert await by_id.rows(id=account["account_id"]) == [{"name": "renamed elsewhere"}]
+
+    opened, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_lock() -> None:
+        async with in_transaction() as tx:
+            await tx.execute_query('UPDATE "accounts" SET "name"=\'uncommitted\' WHERE "id"=?', [account["account_id"]])
+            opened.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_the_lock())
+    await opened.wait()
+    try:
+        # Answered at once, with what is committed (not the open transaction's write) ...
+        assert await asyncio.wait_for(by_id.rows(id=account["account_id"]), 5) == [{"name": "renamed elsewhere"}]
+        # ... where a trip waits for the transaction to end.
+        trip = asyncio.create_task(by_trip.rows(id=account["account_id"]))
+        await asyncio.sleep(0.05)
+        assert not trip.done()
+    finally:
+        release.set()
+        await holder
+    assert await trip == [{"name": "uncommitted"}]
+
+
+async def test_a_point_read_that_cannot_be_made_at_once_goes_by_the_trip(db: Backend, account: dict[str, Any]) -> None:
+    """From another thread than the reader's, and when SQLite answers busy, the reader declines (None) and
+    the Statement takes the trip; the reader never writes."""
+    import sqlite3
+    import threading
+
+    from tortoise.exceptions import OperationalError
+
+    from imageextract.db_sqlite import _Reader
+    from imageextract.services.projection import connection
+
+    if db.name != "sqlite":
+        pytest.skip("point reads are made at once on SQLite only")
+    by_id = Statement('SELECT "name" FROM "accounts" WHERE "id"=:id', point=True)
+    expected = await by_id.rows(id=account["account_id"])
+    reader = connection()._reader
+    assert reader is not None
+    sql, values = 'SELECT "name" FROM "accounts" WHERE "id"=?', [account["account_id"]]
+    assert await asyncio.to_thread(reader.rows, sql, values) is None
+    assert reader.rows(sql, values) == expected
+    with pytest.raises(OperationalError, match="readonly"):
+        reader.rows('UPDATE "accounts" SET "name"=\'x\' WHERE "id"=?', values)
+
+    # Busy: a file in rollback-journal mode, an exclusive transaction open on another connection.
+    path = str(db.data_dir / f"busy-{threading.get_ident()}.sqlite3")
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        writer.execute("INSERT INTO t VALUES (1, 'a')")
+        busy = _Reader(path)
+        try:
+            writer.execute("BEGIN EXCLUSIVE")
+            writer.execute("UPDATE t SET v='b'")
+            assert busy.rows("SELECT v FROM t WHERE id=?", [1]) is None  # at once: busy_timeout is 0
+            writer.execute("COMMIT")
+            assert busy.rows("SELECT v FROM t WHERE id=?", [1]) == [{"v": "b"}]
+        finally:
+            busy.close()
+    finally:
+        writer.close()
