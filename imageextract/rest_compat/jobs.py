@@ -146,11 +146,11 @@ async def stream(request: Request) -> Response:
     runtime = request.app.state.runtime
 
     async def events() -> Any:
-        async for message in live.follow(runtime, job.id, heartbeat=15.0):
-            if message is None:
+        async for batch in live.follow_batches(runtime, job.id, heartbeat=15.0):
+            if batch is None:
                 yield ": keepalive\n\n"
                 continue
-            yield f"data: {json.dumps(live.sse_shape(message), separators=(',', ':'))}\n\n"
+            yield "".join(f"data: {json.dumps(live.sse_shape(m), separators=(',', ':'))}\n\n" for m in batch)
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -60,23 +60,35 @@ def _is_terminal(message: dict[str, Any]) -> bool:
 
 async def follow(runtime: Any, job_id: Any, *, heartbeat: float | None = None) -> AsyncIterator[dict[str, Any] | None]:
     """Yield job and item events; None every `heartbeat` seconds of silence; stop after the terminal event."""
+    async for batch in follow_batches(runtime, job_id, heartbeat=heartbeat):
+        if batch is None:
+            yield None
+            continue
+        for message in batch:
+            yield message
+
+
+async def follow_batches(runtime: Any, job_id: Any, *,
+                         heartbeat: float | None = None) -> AsyncIterator[list[dict[str, Any]] | None]:
+    """`follow`, the events that are ready at the same moment given together (the state and items a stream
+    opens with; an item's last event and its job's terminal event, published one after the other): a
+    writer sends each batch as one write, and its reader wakes once for it."""
     sent = _Sent()
     async with runtime.events.subscribe(progress.channel(job_id)) as subscription:
         state, *items = await progress.snapshot(job_id)
-        if not _is_terminal(state) and sent.is_new(state):
-            yield state
-        for event in items:
-            if sent.is_new(event):
-                yield event
+        opening = [state] if not _is_terminal(state) and sent.is_new(state) else []
+        opening += [event for event in items if sent.is_new(event)]
         if _is_terminal(state):
             sent.is_new(state)
-            yield state
+            yield [*opening, state]
             return
+        if opening:
+            yield opening
         last_beat = time.monotonic()
         while True:
             timeout = None if heartbeat is None else max(0.0, heartbeat - (time.monotonic() - last_beat))
             try:
-                message = await subscription.get(timeout=timeout)
+                message: dict[str, Any] | None = await subscription.get(timeout=timeout)
             except TimeoutError:
                 message = None
             if message is None:
@@ -84,16 +96,20 @@ async def follow(runtime: Any, job_id: Any, *, heartbeat: float | None = None) -
                 if heartbeat is not None:
                     yield None
                 continue
-            if _is_terminal(message) and sent.open_items():
-                # Item events may come from other processes: make sure every item's final state precedes
-                # the terminal event (one read, and only when one is missing).
-                for event in (await progress.snapshot(job_id))[1:]:
-                    if sent.is_new(event):
-                        yield event
-            if sent.is_new(message):
-                yield message
-            if _is_terminal(message):
-                return
+            batch: list[dict[str, Any]] = []
+            while message is not None:
+                if _is_terminal(message) and sent.open_items():
+                    # Item events may come from other processes: make sure every item's final state precedes
+                    # the terminal event (one read, and only when one is missing).
+                    batch += [event for event in (await progress.snapshot(job_id))[1:] if sent.is_new(event)]
+                if sent.is_new(message):
+                    batch.append(message)
+                if _is_terminal(message):
+                    yield batch
+                    return
+                message = subscription.get_nowait()
+            if batch:
+                yield batch
 
 
 def sse_shape(message: dict[str, Any]) -> dict[str, Any]:

@@ -202,3 +202,53 @@ async def test_a_late_subscriber_gets_the_stored_state_as_the_models_give_it(cli
         pass
     else:
         raise AssertionError("a job that does not exist has no state")
+
+
+async def test_events_ready_together_come_as_one_batch(account: dict[str, Any]) -> None:
+    """`live.follow_batches` (what the SSE route writes, one write per batch): the state and items a stream
+    opens with come together; an item's last event and the terminal event, published one after the other,
+    come together and end the stream; a terminal event that arrives while an item this stream sent is
+    still open is preceded, in the same batch, by that item's stored final state."""
+    from types import SimpleNamespace
+
+    from imageextract.events import MemoryPubSub
+    from imageextract.models import Job, JobItem
+    from imageextract.services import live, progress
+
+    runtime = SimpleNamespace(events=MemoryPubSub())
+
+    async def job_with_items() -> tuple[Job, JobItem, JobItem]:
+        job = await Job.create(account_id=account["account_id"], project_id=account["project_id"], type="bulk",
+                               status="processing", input={"value": ["a", "b"]}, total_items=2, completed_items=1)
+        first = await JobItem.create(job_id=job.id, position=0, kind="url", source_label="a", status="processing",
+                                     attempts=1)
+        second = await JobItem.create(job_id=job.id, position=1, kind="url", source_label="b", status="done",
+                                      attempts=1, image_count=2)
+        return job, first, second
+
+    async def finish(job: Job, item: JobItem) -> None:
+        await JobItem.filter(id=item.id).update(status="done", image_count=1)
+        await Job.filter(id=job.id).update(status="done", completed_items=2, credits_used=2)
+
+    job, first, second = await job_with_items()
+    stream = live.follow_batches(runtime, job.id)
+    opening = await anext(stream)
+    assert [e.get("event") for e in opening] == ["job", "item", "item"]
+    assert [e["item"]["source_label"] for e in opening[1:]] == ["a", "b"]
+    await finish(job, first)
+    await progress.publish(runtime, job.id, progress.item_event(job.id, await JobItem.get(id=first.id)))
+    await progress.publish(runtime, job.id, progress.job_state(await Job.get(id=job.id)))
+    closing = await anext(stream)
+    assert [(e.get("event"), e.get("status") or e["item"]["status"]) for e in closing] == [("item", "done"),
+                                                                                         ("job", "done")]
+    assert await anext(stream, None) is None  # the stream ends after the terminal event
+
+    job, first, second = await job_with_items()
+    stream = live.follow_batches(runtime, job.id)
+    await anext(stream)
+    await finish(job, first)  # the item's own event never reaches this stream ...
+    await progress.publish(runtime, job.id, progress.job_state(await Job.get(id=job.id)))
+    closing = await anext(stream)  # ... so its stored state comes first, in the terminal event's batch
+    assert [(e.get("event"), e.get("status") or e["item"]["status"]) for e in closing] == [("item", "done"),
+                                                                                         ("job", "done")]
+    assert closing[0]["item"]["id"] == str(first.id)
