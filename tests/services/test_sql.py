@@ -189,6 +189,7 @@ async def test_a_single_trip_waits_for_an_open_transaction(db: Backend, account:
 # Point reads on SQLite (db_sqlite._Reader): made at once on the loop's thread, on a connection of their own.
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # on Postgres every read is a round trip
 async def test_a_point_read_is_made_at_once_and_sees_every_commit(db: Backend, account: dict[str, Any]) -> None:
     """A `point` Statement on SQLite reads on the calling thread, not by a trip to the connection's thread:
     it is answered while a transaction holds Tortoise's connection lock (which a trip waits for), and it
@@ -200,8 +201,6 @@ async def test_a_point_read_is_made_at_once_and_sees_every_commit(db: Backend, a
 
     from imageextract.services.projection import connection
 
-    if db.name != "sqlite":
-        pytest.skip("point reads are made at once on SQLite only; on Postgres every read is a round trip")
     by_id = Statement('SELECT "name" FROM "accounts" WHERE "id"=:id', point=True)
     by_trip = Statement('SELECT "name" FROM "accounts" WHERE "id"=:id')
     assert await by_id.rows(id=account["account_id"]) == await by_trip.rows(id=account["account_id"])
@@ -240,6 +239,7 @@ async def test_a_point_read_is_made_at_once_and_sees_every_commit(db: Backend, a
     assert await trip == [{"name": "uncommitted"}]
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_a_point_read_that_cannot_be_made_at_once_goes_by_the_trip(db: Backend, account: dict[str, Any]) -> None:
     """From another thread than the reader's, and when SQLite answers busy, the reader declines (None) and
     the Statement takes the trip; the reader never writes."""
@@ -251,8 +251,6 @@ async def test_a_point_read_that_cannot_be_made_at_once_goes_by_the_trip(db: Bac
     from imageextract.db_sqlite import _Reader
     from imageextract.services.projection import connection
 
-    if db.name != "sqlite":
-        pytest.skip("point reads are made at once on SQLite only")
     by_id = Statement('SELECT "name" FROM "accounts" WHERE "id"=:id', point=True)
     expected = await by_id.rows(id=account["account_id"])
     reader = connection()._reader
