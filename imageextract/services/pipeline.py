@@ -110,17 +110,24 @@ def _loaded(row: dict[str, Any]) -> JobItem:
     return item
 
 
-def _claimable(results: list[Any]) -> None:
-    """On the item's row as the claim reads it: refused `skipped` when the item or its job moved on, refused
-    `deferred` when the account has no free slot (read with the item, so such a message changes nothing)."""
-    rows = results[0]
+def _refusal(rows: list[dict[str, Any]]) -> str | None:
+    """On the item's row as read before its claim: `skipped` when the item or its job moved on, `deferred`
+    when the account has no free slot (so such a message changes nothing); None when it can be claimed."""
     if not rows or rows[0]["status"] in progress.TERMINAL or rows[0]["j__status"] in progress.TERMINAL:
-        raise Refused("skipped")
+        return "skipped"
     row = rows[0]
     if row["a__id"] is not None and row["a__active_items"] >= _plan_limit(row["a__plan"]):
-        raise Refused("deferred")
+        return "deferred"
     if row["j__status"] not in ("queued", "processing"):
-        raise Refused("skipped")
+        return "skipped"
+    return None
+
+
+async def _read(item_id: str) -> tuple[str | None, dict[str, Any] | None]:
+    """The item with its job, account and project (one statement, no transaction), or why it is refused."""
+    rows = await _ITEM_AND_JOB.rows(id=item_id)
+    refusal = _refusal(rows)
+    return refusal, (rows[0] if refusal is None else None)
 
 
 def _plan_limit(plan: str) -> int:
@@ -137,12 +144,9 @@ async def process_item(runtime: Any, item_id: str) -> str:
     deferred for want of a slot costs the source no request."""
     if parse_uuid(item_id) is None:
         return "skipped"
-    rows = await _ITEM_AND_JOB.rows(id=item_id)
-    try:
-        _claimable([rows])
-    except Refused as refused:
-        return await _refused(runtime, item_id, refused.outcome)
-    row = rows[0]
+    refusal, row = await _read(item_id)
+    if row is None:
+        return await _refused(runtime, item_id, refusal or "skipped")
     early = _Early.start(runtime, row)
     try:
         claim, item = await _claim(runtime, item_id, row)
@@ -217,48 +221,36 @@ class _Slot:
 
 
 async def _claim(runtime: Any, item_id: str, row: dict[str, Any] | None = None) -> tuple[str, JobItem | None]:
-    """In one transaction: the read of the item (its job, account and project), the job's start, the item's
-    claim and the account's slot (per-account concurrency). Answers `deferred` (no free slot), `skipped` (the
-    item or job moved on: nothing is kept), `started` (claimed, and this attempt started the job) or
-    `claimed`, with the claimed item (else None).
-    `row`: the item as read earlier, in place of the read (what a Postgres transaction sees when another
-    commits between its read and its updates: the updates' own conditions refuse what moved on).
+    """In one transaction: the job's start, the item's claim and the account's slot (per-account concurrency).
+    Answers `deferred` (no free slot), `skipped` (the item or job moved on: nothing is kept), `started`
+    (claimed, and this attempt started the job) or `claimed`, with the claimed item (else None).
+    `row`: the item as `_read` gave it, found claimable; without it the item is read here first. Another
+    transaction may commit between that read and these updates: their own conditions refuse what moved on.
     Rows are locked job, then item, then account, the order cancellation takes them in, so the two cannot
     deadlock on Postgres (a completion locks no job that is still queued)."""
+    if row is None:
+        refusal, row = await _read(item_id)
+        if row is None:
+            return refusal or "skipped", None
+    known = row
     now = _now()
     lease = now + timedelta(seconds=runtime.settings.item_stuck_seconds)
-    steps: list[Step] = []
-    if row is None:
-        steps.append(Step(_ITEM_AND_JOB, {"id": item_id}, fetch=True, check=_claimable))
-    else:
-        try:
-            _claimable([[row]])
-        except Refused as refused:
-            return refused.outcome, None
-    known = row
-
-    def row_of(done: list[Any]) -> dict[str, Any]:
-        return known if known is not None else done[0][0]
-
-    start_at = len(steps)
-    steps += [  # the job's start, when it was read queued: started here, or by another item's claim meanwhile
-        Step(_START_JOB, lambda done: {"id": row_of(done)["j__id"], "now": now},
-             when=lambda done: row_of(done)["j__status"] == "queued"),
-        Step(_JOB_RUNNING, lambda done: {"id": row_of(done)["j__id"]}, fetch=True, required="skipped",
-             when=lambda done: row_of(done)["j__status"] == "queued" and not done[-1]),
-        Step(_CLAIM, lambda done: {"id": item_id, "attempts": row_of(done)["attempts"], "now": now, "lease": lease},
-             required="skipped"),
+    steps = [  # the job's start, when it was read queued: started here, or by another item's claim meanwhile
+        Step(_START_JOB, {"id": known["j__id"], "now": now}, when=lambda done: known["j__status"] == "queued"),
+        Step(_JOB_RUNNING, {"id": known["j__id"]}, fetch=True, required="skipped",
+             when=lambda done: known["j__status"] == "queued" and not done[-1]),
+        Step(_CLAIM, {"id": item_id, "attempts": known["attempts"], "now": now, "lease": lease}, required="skipped"),
         # taken meanwhile: the claim and the start go back with the rollback
-        Step(_TAKE_SLOT, lambda done: {"id": row_of(done)["a__id"], "limit": _plan_limit(row_of(done)["a__plan"])},
-             required="deferred", when=lambda done: row_of(done)["a__id"] is not None),
+        Step(_TAKE_SLOT, {"id": known["a__id"], "limit": _plan_limit(known["a__plan"])},
+             required="deferred", when=lambda done: known["a__id"] is not None),
     ]
     try:
         results = await transaction(steps)
     except Refused as refused:
         return refused.outcome, None
-    item = _loaded(row_of(results))
+    item = _loaded(known)
     job: Job = item.job
-    started = job.status == "queued" and bool(results[start_at])
+    started = job.status == "queued" and bool(results[0])
     item.status, item.attempts, item.started_at, item.lease_expires_at = "processing", item.attempts + 1, now, lease
     if started:
         job.status, job.started_at = "processing", now

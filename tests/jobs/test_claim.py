@@ -1,8 +1,8 @@
 """An item's claim: the job's start, the item's claim and the account's slot are one transaction.
 
-The claim reads the item in the same transaction. A message for an account at its concurrency limit changes
-nothing (the item stays queued, its job too). On Postgres another transaction can still commit between that
-read and the updates; the updates' own conditions refuse what moved on, tested here with a row read before the
+The item is read first (one statement, `pipeline._read`). A message for an account at its concurrency limit
+changes nothing (the item stays queued, its job too). Another transaction can commit between that read and
+the updates; the updates' own conditions refuse what moved on, tested here with a row read before the
 change: a slot taken meanwhile rolls the job's start and the claim back, and an item of a job cancelled
 meanwhile is skipped without taking a slot. The runtime is real (the test's database,
 the embedded broker without worker threads, so nothing else processes the job).
@@ -112,7 +112,7 @@ async def test_an_item_of_a_cancelled_job_is_skipped_without_a_slot(runtime: Any
     await Job.filter(id=job.id).update(status="cancelled")  # ... cancelled before the claim
     assert await pipeline._claim(runtime, item_id, row) == ("skipped", None)
     assert await _state(job.id, item_id, account_id) == ("cancelled", "queued", 0, 0, None)
-    # read after the cancel: refused by what the read sees, in the same transaction
+    # read after the cancel: refused by what the read sees
     assert await pipeline._claim(runtime, item_id) == ("skipped", None)
     assert await _state(job.id, item_id, account_id) == ("cancelled", "queued", 0, 0, None)
 
