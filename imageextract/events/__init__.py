@@ -45,7 +45,10 @@ class Subscription:
     async def get(self, timeout: float | None = None) -> dict[str, Any]:
         if timeout is None:
             return await self._queue.get()
-        return await asyncio.wait_for(self._queue.get(), timeout)
+        # In this task (not `wait_for`, which on 3.11 runs the get as a task of its own): a delivery wakes the
+        # subscriber in one loop turn, and a wait costs no task.
+        async with asyncio.timeout(timeout):
+            return await self._queue.get()
 
     def get_nowait(self) -> dict[str, Any] | None:
         try:

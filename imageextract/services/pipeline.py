@@ -391,6 +391,9 @@ async def _complete(runtime: Any, job: Job, item: JobItem, attempt: int, result:
     await progress.publish(runtime, job.id, progress.item_event(job.id, item))
     if finished:
         await progress.publish(runtime, job.id, progress.job_state(job))
+        # This process's subscribers were woken by that event: let them write it out (one loop turn) before
+        # the terminal hooks and the message's own bookkeeping, which nobody is waiting for.
+        await asyncio.sleep(0)
         await _after_terminal(runtime, job)
     else:
         await maybe_finalize(runtime, job.id, counted=job if counted else None)

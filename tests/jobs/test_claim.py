@@ -167,3 +167,43 @@ async def test_a_message_delivered_twice_at_once_extracts_the_source_once(runtim
         assert (await _state(job.id, item_id, account_id))[:4] == ("done", "done", 1, 0)
         assert not await LedgerEntry.filter(job_id=job.id, entry_type="job_refund").exists()
         assert server.hits.count("/page/3") in (1, 2)  # type: ignore[attr-defined]
+
+
+# The completion: a subscriber in this process hears of the terminal state before the terminal hooks run.
+
+
+async def test_a_live_stream_hears_the_terminal_event_before_the_terminal_hooks_run(runtime: Any) -> None:
+    """The SSE route and GraphQL subscriptions follow a job with `live.follow_batches`; the completing item
+    publishes its last event and the job's terminal event, then runs the terminal hooks (webhooks), which no
+    client waits for. The stream, reading with the SSE route's heartbeat, has its closing batch by the time
+    the first hook runs."""
+    from imageextract.services import live, pipeline
+    from tests.pages import base_url, serve_pages
+
+    with serve_pages() as server:
+        job, item_id, _ = await _queued_url_job(runtime, "pro", f"{base_url(server)}/page/2")
+        heard: list[list[tuple[Any, Any]]] = []
+        ready = asyncio.Event()
+
+        async def follow() -> None:
+            async for batch in live.follow_batches(runtime, job.id, heartbeat=15.0):
+                assert batch is not None
+                heard.append([(e.get("event"), e.get("status") or e["item"]["status"]) for e in batch])
+                ready.set()
+
+        seen_by_hook: list[list[list[tuple[Any, Any]]]] = []
+
+        async def hook(_runtime: Any, finished: Any) -> None:
+            seen_by_hook.append(list(heard))
+
+        runtime.terminal_hooks.insert(0, hook)
+        follower = asyncio.create_task(follow())
+        try:
+            await asyncio.wait_for(ready.wait(), 10)  # subscribed, with the opening state
+            assert await pipeline.process_item(runtime, item_id) == "done"
+            await asyncio.wait_for(follower, 10)
+        finally:
+            runtime.terminal_hooks.remove(hook)
+            follower.cancel()
+        assert heard[-1] == [("item", "done"), ("job", "done")]
+        assert seen_by_hook == [heard], "the first hook ran before the stream had the terminal event"
