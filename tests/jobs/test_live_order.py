@@ -143,3 +143,44 @@ async def graphql_error(client: httpx.AsyncClient, job_id: str, headers: dict[st
         msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert msg["type"] == "error", msg
         return dict(msg["payload"][0])
+
+
+async def test_every_subscriber_hears_the_terminal_event_before_any_subscription_ends(
+        client: httpx.AsyncClient, account: dict[str, Any], pages: ThreadingHTTPServer) -> None:
+    """Twenty jobProgress subscriptions to one live job on one websocket (one ordered stream of frames): all
+    twenty get the terminal event before the first `complete`. Ending a subscription (its `complete`, the
+    operation's teardown) costs more than sending it an event; done subscriber by subscriber, the last of a
+    thousand heard of the job's end behind 999 teardowns."""
+    h = account["headers"]
+    r = await client.post("/api/v1/jobs", headers=h, json={"type": "url", "input": f"{base_url(pages)}/slow/1.5/2"})
+    job_id = r.json()["job_id"]
+    ws_url = str(client.base_url).replace("http://", "ws://").rstrip("/") + "/graphql"
+    ids = [str(n) for n in range(20)]
+    frames: list[tuple[str, str, Any]] = []
+    async with websockets.connect(ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": h}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        for op in ids:
+            await ws.send(json.dumps({"id": op, "type": "subscribe",
+                                      "payload": {"query": SUBSCRIPTION, "variables": {"id": job_id}}}))
+
+        async def until_all_complete() -> None:
+            completed: set[str] = set()
+            while completed != set(ids):
+                msg = json.loads(await ws.recv())
+                assert msg["type"] in ("next", "complete"), msg
+                event = msg["payload"]["data"]["jobProgress"] if msg["type"] == "next" else None
+                frames.append((msg["type"], msg["id"], event))
+                if msg["type"] == "complete":
+                    completed.add(msg["id"])
+
+        await asyncio.wait_for(until_all_complete(), 30)
+    for op in ids:
+        mine = [event for kind, i, event in frames if i == op and kind == "next"]
+        assert mine[0]["kind"] == "job" and mine[0]["status"] in ("queued", "processing"), "subscribed after the end"
+        assert mine[-1]["kind"] == "job" and mine[-1]["status"] == "done", mine[-1]
+    first_complete = next(n for n, (kind, _, _) in enumerate(frames) if kind == "complete")
+    terminal = [n for n, (kind, _, event) in enumerate(frames)
+                if kind == "next" and event["kind"] == "job" and event["status"] == "done"]
+    assert len(terminal) == 20 and max(terminal) < first_complete, \
+        f"a subscription ended before subscriber {frames[max(terminal)][1]} had the terminal event"
