@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -104,10 +103,6 @@ async def job_progress(info: GInfo, job_id: strawberry.ID) -> AsyncGenerator[Job
         if message is not None:
             # One root per pub/sub message, shared by its subscribers: executed once per audience.
             yield shared_root(message, JobProgressEvent.from_event)
-    # The terminal event woke every subscriber of the job in the same loop turn. Ending this operation (its
-    # `complete`, Strawberry's teardown) waits one turn, so each of them sends the terminal event first: the
-    # last of 1,000 subscribers heard of the end after 999 teardowns (twice an event's spread), now after none.
-    await asyncio.sleep(0)
 
 
 @strawberry.type

@@ -10,6 +10,7 @@ is a full snapshot of what it describes, and the states of a job and of an item 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -106,6 +107,11 @@ async def follow_batches(runtime: Any, job_id: Any, *,
                     batch.append(message)
                 if _is_terminal(message):
                     yield batch
+                    # The terminal event woke every stream of the job in one loop turn. Ending this one (the
+                    # SSE response's end; a subscription's `complete` and Strawberry's teardown) waits a turn,
+                    # so each of them writes the terminal event first: the last of 1,000 GraphQL subscribers
+                    # had heard of the end behind 999 teardowns (twice an event's spread).
+                    await asyncio.sleep(0)
                     return
                 message = subscription.get_nowait()
             if batch:
